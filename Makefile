@@ -1,0 +1,97 @@
+# atomic -- Django's transaction model for every SQLite connection.
+#
+#   make            build the loadable extension ./atomic.so
+#   make demo       build it and run sql/demo.sql in the sqlite3 CLI
+#   make test       build it and run the Tcl test suite
+#   make test-asan  the suite against an ASan+UBSan build
+#   make test-valgrind   the suite under valgrind memcheck
+#   make fuzz N=... long runs of the model-based random test
+#   make bench      benchmarks (bench/)
+#   make clean
+#
+# make demo and make test install what a fresh Debian or Ubuntu machine
+# lacks (tool/need.sh), or print the command to do it.
+
+CC      ?= gcc
+CFLAGS  ?= -O2 -g
+WARN    = -Wall -Wextra -Werror
+SOFLAGS = -fPIC -shared -fvisibility=hidden
+SRC     = ext/atomic.c ext/block.c ext/conn.c ext/lowlevel.c ext/pending.c \
+          ext/queue.c ext/savepoint.c ext/txn.c
+HDR     = ext/atomicInt.h
+TCLSH   ?= tclsh
+NEED    = sh tool/need.sh
+
+# Packages each target needs on a fresh machine
+PKG_BUILD = gcc make libsqlite3-dev
+PKG_DEMO  = $(PKG_BUILD) sqlite3
+PKG_TEST  = $(PKG_BUILD) sqlite3 tcl tcl-dev libsqlite3-tcl python3
+PKG_CHECK = $(PKG_TEST) valgrind
+
+all: atomic.so
+
+atomic.so: $(SRC) $(HDR)
+	$(CC) $(CFLAGS) $(WARN) $(SOFLAGS) -o $@ $(SRC)
+
+# The same code with test hooks: atomic_test_oom() fails allocations
+atomic_test.so: $(SRC) $(HDR)
+	$(CC) $(CFLAGS) $(WARN) $(SOFLAGS) -DATOMIC_TEST -o $@ $(SRC)
+
+# A Tcl extension used by the tests to capture sqlite3_log() messages
+TCLINC = $(shell echo 'puts [file join [file dirname [file dirname [info library]]] include]' | $(TCLSH) 2>/dev/null)
+tcltest/atomictest.so: tcltest/atomictest.c
+	$(CC) $(CFLAGS) $(WARN) -fPIC -shared -I/usr/include/tcl -I$(TCLINC) \
+	  -o $@ tcltest/atomictest.c -lsqlite3
+
+# The extension linked into a program rather than loaded (N4)
+tcltest/static_host: tcltest/static_host.c $(SRC) $(HDR)
+	$(CC) $(CFLAGS) $(WARN) -DSQLITE_CORE -o $@ tcltest/static_host.c \
+	  $(SRC) -lsqlite3
+
+need-demo:
+	@$(NEED) $(PKG_DEMO)
+need-test:
+	@$(NEED) $(PKG_TEST)
+need-check:
+	@$(NEED) $(PKG_CHECK)
+
+demo: need-demo atomic.so
+	sqlite3 < sql/demo.sql
+
+TESTBIN = atomic.so atomic_test.so tcltest/atomictest.so tcltest/static_host
+
+test: need-test
+	@$(MAKE) -s $(TESTBIN)
+	$(TCLSH) tcltest/all.tcl
+
+# ASan + UBSan: the extension is instrumented; tclsh is not, so the
+# sanitizer runtime is preloaded.
+ASAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+test-asan: need-test
+	$(MAKE) -s clean-bin
+	$(MAKE) -s CFLAGS="$(ASAN_CFLAGS)" $(TESTBIN)
+	ATOMIC_SANITIZE=asan $(TCLSH) tcltest/all.tcl; s=$$?; \
+	  $(MAKE) -s clean-bin; exit $$s
+
+test-valgrind: need-check
+	@$(MAKE) -s $(TESTBIN)
+	ATOMIC_SANITIZE=valgrind $(TCLSH) tcltest/all.tcl
+
+N ?= 100000
+fuzz: need-test
+	@$(MAKE) -s $(TESTBIN)
+	ATOMIC_FUZZ=$(N) $(TCLSH) tcltest/all.tcl model01.test
+
+bench: need-check atomic.so
+	$(MAKE) -C bench run
+
+clean-bin:
+	rm -f atomic.so atomic_test.so tcltest/atomictest.so tcltest/static_host
+
+clean: clean-bin
+	rm -rf tcltest/testdir
+	-$(MAKE) -s -C bench clean
+
+.PHONY: all demo test test-asan test-valgrind fuzz bench clean clean-bin \
+        need-demo need-test need-check

@@ -1,0 +1,232 @@
+/*
+** atomic.c -- Django's transaction model for every SQLite connection: the
+** entry point of the atomic extension and its registration table.
+**
+**   .load ./atomic                       -- sqlite3 CLI
+**   SELECT load_extension('./atomic');   -- SQL, where allowed
+**
+** Entry point sqlite3_atomic_init.  Needs SQLite 3.35.0 or later.
+**
+** SQL FUNCTIONS (see the README for the full contract of each)
+**
+**   atomic_enter([SAVEPOINT [, DURABLE]])  open a block; returns the depth
+**   atomic_exit([OK])                      close it; 1 kept, 0 rolled back
+**   set_rollback(FLAG), get_rollback()     the rollback flag
+**   atomic_depth()                         open blocks
+**   on_commit(SQL [, ARG ...])             run SQL after the outermost
+**   on_commit_robust(SQL [, ARG ...])        commit; 1 queued, 0 ran now
+**   savepoint(), savepoint_commit(SID),    manual savepoints
+**   savepoint_rollback(SID), clean_savepoints()
+**   get_autocommit(), set_autocommit(FLAG) autocommit mode
+**   atomic_commit(), atomic_rollback()     COMMIT / ROLLBACK by hand
+**   atomic_config(KEY [, VALUE])           settings; returns the old value
+**   atomic_version()                       '0.1.0'
+**   atomic_state()                         internal (see below)
+**
+** Misuse is an error whose message names the function and says what to
+** do; flags and counts accept integers and texts or reals holding one;
+** NULL is an error except where a function says otherwise.
+**
+** TABLES
+**
+**   atomic_pending      one row per queued callback (pending.c)
+**   temp.atomic_txn     follows the transaction for the extension (txn.c)
+**
+** Example:
+**
+**   SELECT atomic_enter();
+**   INSERT INTO orders VALUES(1);
+**   SELECT on_commit('INSERT INTO mail VALUES(?1)', 1);
+**   SELECT atomic_exit();        -- COMMIT, then the INSERT INTO mail runs
+**
+** HOW IT WORKS
+**
+** All state lives in one AtomicConn per connection (atomicInt.h), shared
+** by every function and module.  Loading the extension again on the same
+** connection must keep that state (N2).  SQLite has no lookup for a
+** function's user data before 3.44, so the first load registers
+** atomic_state(), which returns the state through SQLite's pointer-passing
+** interface; a later load calls it, finds the state, and registers
+** nothing.  From SQL the pointer is just a NULL.
+*/
+#include "atomicInt.h"
+SQLITE_EXTENSION_INIT1
+
+/* Pointer type for atomic_state(): a different build is not compatible */
+#define ATOMIC_STATE_TYPE "atomic-state-" ATOMIC_VERSION
+
+/*
+** atomic_version(): the version text.
+*/
+static void atomicVersionFunc(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv){
+  (void)argc; (void)argv;
+  sqlite3_result_text(ctx, ATOMIC_VERSION, -1, SQLITE_STATIC);
+}
+
+/*
+** atomic_state(): the connection state, as a pointer (NULL to SQL).
+*/
+static void atomicStateFunc(sqlite3_context *ctx, int argc,
+                            sqlite3_value **argv){
+  (void)argc; (void)argv;
+  sqlite3_result_pointer(ctx, sqlite3_user_data(ctx), ATOMIC_STATE_TYPE, 0);
+}
+
+/*
+** atomic_config(key [, value]): returns the value in force before the
+** call; with a value, sets it.  Keys:
+**
+**   transaction_mode   DEFERRED (default), IMMEDIATE or EXCLUSIVE, any
+**                      case: the BEGIN of an outermost block and of
+**                      set_autocommit(0)
+*/
+static void atomicConfigFunc(sqlite3_context *ctx, int argc,
+                             sqlite3_value **argv){
+  static const char *const azMode[] = { "DEFERRED", "IMMEDIATE", "EXCLUSIVE" };
+  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+  const char *zKey = (const char*)sqlite3_value_text(argv[0]);
+  int i;
+  if( zKey==0 || sqlite3_stricmp(zKey, "transaction_mode")!=0 ){
+    atomic_error(ctx, SQLITE_ERROR, "atomic_config(): unknown key %Q; the "
+                 "keys are: transaction_mode", zKey);
+    return;
+  }
+  if( argc>1 ){
+    const char *zVal = (const char*)sqlite3_value_text(argv[1]);
+    for(i=0; i<3; i++){
+      if( zVal && sqlite3_stricmp(zVal, azMode[i])==0 ) break;
+    }
+    if( i==3 ){
+      atomic_error(ctx, SQLITE_ERROR, "atomic_config(): transaction_mode "
+          "must be DEFERRED, IMMEDIATE or EXCLUSIVE, not %Q", zVal);
+      return;
+    }
+    sqlite3_result_text(ctx, azMode[p->eMode], -1, SQLITE_STATIC);
+    if( i!=p->eMode ){
+      p->eMode = i;
+      sqlite3_finalize(p->apStmt[ATOMIC_STMT_BEGIN]);
+      p->apStmt[ATOMIC_STMT_BEGIN] = 0;
+    }
+    return;
+  }
+  sqlite3_result_text(ctx, azMode[p->eMode], -1, SQLITE_STATIC);
+}
+
+/*
+** Flags, chosen on purpose:
+**
+** DIRECT   Rationale for DIRECTONLY: these functions begin, end or roll
+**          back transactions and savepoints.  A view, trigger, CHECK or
+**          default in a database file an attacker wrote must not be able
+**          to call them.  They only work from a top-level statement that
+**          does not write anyway (E4).
+** QUEUE    on_commit*() and set_rollback() are meant for triggers too, so
+**          not DIRECTONLY; they change what happens at commit, so not
+**          INNOCUOUS either: with PRAGMA trusted_schema=OFF a schema object
+**          of an untrusted file cannot use them (TEMP triggers can).
+** LOOK     Pure introspection: INNOCUOUS.
+*/
+#define DIRECT  (SQLITE_UTF8|SQLITE_DIRECTONLY)
+#define QUEUE   (SQLITE_UTF8)
+#define LOOK    (SQLITE_UTF8|SQLITE_INNOCUOUS)
+
+static const struct AtomicFuncDef {
+  const char *zName;        /* SQL name */
+  signed char nArg;         /* Number of arguments, -1 for any */
+  int eFlags;               /* Text encoding and flags */
+  void (*xFunc)(sqlite3_context*, int, sqlite3_value**);
+} aAtomicFunc[] = {
+  { "atomic_enter",        0, DIRECT, atomicEnterFunc },
+  { "atomic_enter",        1, DIRECT, atomicEnterFunc },
+  { "atomic_enter",        2, DIRECT, atomicEnterFunc },
+  { "atomic_exit",         0, DIRECT, atomicExitFunc },
+  { "atomic_exit",         1, DIRECT, atomicExitFunc },
+  { "set_rollback",        1, QUEUE,  atomicSetRollbackFunc },
+  { "get_rollback",        0, LOOK,   atomicGetRollbackFunc },
+  { "atomic_depth",        0, LOOK,   atomicDepthFunc },
+  { "on_commit",          -1, QUEUE,  atomicOnCommitFunc },
+  { "on_commit_robust",   -1, QUEUE,  atomicOnCommitRobustFunc },
+  { "savepoint",           0, DIRECT, atomicSavepointFunc },
+  { "savepoint_commit",    1, DIRECT, atomicSavepointCommitFunc },
+  { "savepoint_rollback",  1, DIRECT, atomicSavepointRollbackFunc },
+  { "clean_savepoints",    0, DIRECT, atomicCleanSavepointsFunc },
+  { "get_autocommit",      0, LOOK,   atomicGetAutocommitFunc },
+  { "set_autocommit",      1, DIRECT, atomicSetAutocommitFunc },
+  { "atomic_commit",       0, DIRECT, atomicCommitFunc },
+  { "atomic_rollback",     0, DIRECT, atomicRollbackFunc },
+  { "atomic_config",       1, DIRECT, atomicConfigFunc },
+  { "atomic_config",       2, DIRECT, atomicConfigFunc },
+  { "atomic_version",      0, LOOK|SQLITE_DETERMINISTIC, atomicVersionFunc },
+  { "atomic_state",        0, DIRECT, atomicStateFunc },
+#ifdef ATOMIC_TEST
+  { "atomic_test_oom",     1, DIRECT, atomicTestOomFunc },
+#endif
+};
+
+/*
+** Look for the state of an earlier load on db.  Returns SQLITE_OK with
+** *pp set to it or to NULL if there is none, or an error with *pzErrMsg
+** set when an incompatible build is loaded.
+*/
+static int atomic_find_state(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
+  sqlite3_stmt *pStmt = 0;
+  int rc;
+  *pp = 0;
+  rc = sqlite3_prepare_v2(db, "SELECT atomic_state()", -1, &pStmt, 0);
+  if( rc!=SQLITE_OK ){
+    /* No such function: this is the first load */
+    sqlite3_finalize(pStmt);
+    return SQLITE_OK;
+  }
+  if( sqlite3_step(pStmt)==SQLITE_ROW ){
+    *pp = (AtomicConn*)sqlite3_value_pointer(sqlite3_column_value(pStmt, 0),
+                                             ATOMIC_STATE_TYPE);
+  }
+  rc = sqlite3_finalize(pStmt);
+  if( rc==SQLITE_OK && *pp==0 ){
+    *pzErrMsg = sqlite3_mprintf("atomic: another version of the extension "
+        "is already loaded on this connection; it stays in use");
+    rc = SQLITE_ERROR;
+  }
+  return rc;
+}
+
+#ifdef _WIN32
+__declspec(dllexport)
+#else
+__attribute__((visibility("default")))
+#endif
+int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
+                        const sqlite3_api_routines *pApi){
+  AtomicConn *p = 0;
+  int rc;
+  size_t i;
+  SQLITE_EXTENSION_INIT2(pApi);
+
+  if( sqlite3_libversion_number()<3035000 ){
+    *pzErrMsg = sqlite3_mprintf("atomic needs SQLite 3.35.0 or later; this "
+                                "is SQLite %s", sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  rc = atomic_find_state(db, &p, pzErrMsg);
+  if( rc!=SQLITE_OK || p!=0 ) return rc;
+
+  p = atomic_conn_new(db);
+  if( p==0 ) return SQLITE_NOMEM;
+  atomic_conn_ref(p);             /* Held until registration is over */
+  for(i=0; rc==SQLITE_OK && i<sizeof(aAtomicFunc)/sizeof(aAtomicFunc[0]); i++){
+    const struct AtomicFuncDef *pDef = &aAtomicFunc[i];
+    atomic_conn_ref(p);           /* Released by xDestroy, even on failure */
+    rc = sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
+        pDef->eFlags, p, pDef->xFunc, 0, 0, atomic_conn_unref);
+  }
+  if( rc==SQLITE_OK ) rc = atomic_pending_register(db, p);
+  if( rc==SQLITE_OK ) rc = atomic_txn_register(db, p);
+  if( rc!=SQLITE_OK ){
+    *pzErrMsg = sqlite3_mprintf("atomic: cannot register its functions: %s",
+                                sqlite3_errmsg(db));
+  }
+  atomic_conn_unref(p);
+  return rc;
+}
