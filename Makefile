@@ -38,10 +38,9 @@ atomic_test.so: $(SRC) $(HDR)
 	$(CC) $(CFLAGS) $(WARN) $(SOFLAGS) -DATOMIC_TEST -o $@ $(SRC)
 
 # A Tcl extension used by the tests to capture sqlite3_log() messages
-TCLINC = $(shell echo 'puts [file join [file dirname [file dirname [info library]]] include]' | $(TCLSH) 2>/dev/null)
 tcltest/atomictest.so: tcltest/atomictest.c
-	$(CC) $(CFLAGS) $(WARN) -fPIC -shared -I/usr/include/tcl -I$(TCLINC) \
-	  -o $@ tcltest/atomictest.c -lsqlite3
+	$(CC) $(CFLAGS) $(WARN) -fPIC -shared -I/usr/include/tcl8.6 \
+	  -I/usr/include/tcl -o $@ tcltest/atomictest.c -lsqlite3 -ldl
 
 # The extension linked into a program rather than loaded (N4)
 tcltest/static_host: tcltest/static_host.c $(SRC) $(HDR)

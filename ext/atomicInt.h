@@ -92,12 +92,8 @@
 #ifndef ATOMICINT_H
 #define ATOMICINT_H
 
-#ifdef SQLITE_CORE
-# include "sqlite3.h"
-#else
-# include "sqlite3ext.h"
-  SQLITE_EXTENSION_INIT3
-#endif
+#include "sqlite3ext.h"       /* With SQLITE_CORE, a static build */
+SQLITE_EXTENSION_INIT3
 #include <string.h>
 
 #define ATOMIC_VERSION "0.1.0"

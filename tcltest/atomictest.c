@@ -1,0 +1,238 @@
+/*
+** atomictest.c -- a Tcl extension the test suite loads for what Tcl's
+** sqlite3 package cannot do.  Test-only; not part of the product.
+**
+**   atomictest_log_start          capture sqlite3_log() from now on (call it
+**                                 before any connection is open)
+**   atomictest_log_take           the messages captured since the last
+**                                 call, as a list of "CODE MESSAGE"
+**   atomictest_memory_used        sqlite3_memory_used()
+**   atomictest_open FILE          a raw connection: returns a handle
+**   atomictest_load H PATH ?VER?  sqlite3_load_extension(); with VER, call
+**                                 the extension's entry point directly with
+**                                 an API table whose libversion_number()
+**                                 returns VER; returns "RC MESSAGE"
+**   atomictest_exec H SQL         run SQL; returns "RC MESSAGE" (RC 0 is OK)
+**   atomictest_close H            sqlite3_close(); returns its result code
+**   atomictest_close_v2 H         sqlite3_close_v2(); returns its result code
+**   atomictest_prepare H SQL      prepare and keep a statement (to test a
+**                                 close that must fail); returns a handle
+**   atomictest_finalize S         finalize it
+*/
+#include <tcl.h>
+#include <sqlite3.h>
+#define SQLITE_CORE 1         /* the API table type, not its redirections */
+#include <sqlite3ext.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+static Tcl_Obj *pLogList = 0;
+static const sqlite3_api_routines *pRealApi = 0;
+static int iFakeVersion = 0;
+
+static void logCallback(void *pArg, int iCode, const char *zMsg){
+  (void)pArg;
+  if( pLogList==0 ){
+    pLogList = Tcl_NewListObj(0, 0);
+    Tcl_IncrRefCount(pLogList);
+  }
+  Tcl_ListObjAppendElement(0, pLogList,
+                           Tcl_ObjPrintf("%d %s", iCode, zMsg));
+}
+
+static int LogStartCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                       Tcl_Obj *const objv[]){
+  int rc;
+  (void)cd; (void)objc; (void)objv;
+  sqlite3_shutdown();
+  rc = sqlite3_config(SQLITE_CONFIG_LOG, logCallback, (void*)0);
+  sqlite3_initialize();
+  Tcl_SetObjResult(interp, Tcl_NewIntObj(rc));
+  return TCL_OK;
+}
+
+static int LogTakeCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                      Tcl_Obj *const objv[]){
+  (void)cd; (void)objc; (void)objv;
+  if( pLogList ){
+    Tcl_SetObjResult(interp, pLogList);
+    Tcl_DecrRefCount(pLogList);
+    pLogList = 0;
+  }
+  return TCL_OK;
+}
+
+static int MemUsedCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                      Tcl_Obj *const objv[]){
+  (void)cd; (void)objc; (void)objv;
+  Tcl_SetObjResult(interp, Tcl_NewWideIntObj(sqlite3_memory_used()));
+  return TCL_OK;
+}
+
+static int getPtr(Tcl_Interp *interp, Tcl_Obj *pObj, void **pp){
+  if( sscanf(Tcl_GetString(pObj), "%p", pp)!=1 || *pp==0 ){
+    Tcl_AppendResult(interp, "bad handle: ", Tcl_GetString(pObj), (char*)0);
+    return TCL_ERROR;
+  }
+  return TCL_OK;
+}
+
+static void setPtr(Tcl_Interp *interp, void *p){
+  char zBuf[64];
+  snprintf(zBuf, sizeof(zBuf), "%p", p);
+  Tcl_SetObjResult(interp, Tcl_NewStringObj(zBuf, -1));
+}
+
+static void setRcMsg(Tcl_Interp *interp, int rc, const char *zMsg){
+  Tcl_Obj *pList = Tcl_NewListObj(0, 0);
+  Tcl_ListObjAppendElement(0, pList, Tcl_NewIntObj(rc));
+  Tcl_ListObjAppendElement(0, pList, Tcl_NewStringObj(zMsg ? zMsg : "", -1));
+  Tcl_SetObjResult(interp, pList);
+}
+
+static int OpenCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                   Tcl_Obj *const objv[]){
+  sqlite3 *db = 0;
+  (void)cd;
+  if( objc!=2 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "FILE");
+    return TCL_ERROR;
+  }
+  if( sqlite3_open(Tcl_GetString(objv[1]), &db)!=SQLITE_OK ){
+    Tcl_AppendResult(interp, sqlite3_errmsg(db), (char*)0);
+    sqlite3_close(db);
+    return TCL_ERROR;
+  }
+  setPtr(interp, db);
+  return TCL_OK;
+}
+
+/* Auto-extension that records the real API table */
+static int grabApi(sqlite3 *db, char **pzErr, const sqlite3_api_routines *p){
+  (void)db; (void)pzErr;
+  pRealApi = p;
+  return SQLITE_OK;
+}
+
+static int fakeLibversionNumber(void){
+  return iFakeVersion;
+}
+
+static int LoadCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                   Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  char *zErr = 0;
+  int rc;
+  (void)cd;
+  if( objc!=3 && objc!=4 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "HANDLE PATH ?VERSION?");
+    return TCL_ERROR;
+  }
+  if( getPtr(interp, objv[1], (void**)&db) ) return TCL_ERROR;
+  if( objc==3 ){
+    sqlite3_enable_load_extension(db, 1);
+    rc = sqlite3_load_extension(db, Tcl_GetString(objv[2]), 0, &zErr);
+  }else{
+    static sqlite3_api_routines fake;
+    int (*xInit)(sqlite3*, char**, const sqlite3_api_routines*);
+    void *h;
+    if( pRealApi==0 ){
+      sqlite3 *db2 = 0;
+      sqlite3_auto_extension((void(*)(void))grabApi);
+      sqlite3_open(":memory:", &db2);
+      sqlite3_close(db2);
+      sqlite3_cancel_auto_extension((void(*)(void))grabApi);
+    }
+    if( Tcl_GetIntFromObj(interp, objv[3], &iFakeVersion) ) return TCL_ERROR;
+    h = dlopen(Tcl_GetString(objv[2]), RTLD_NOW);
+    xInit = h ? (int(*)(sqlite3*,char**,const sqlite3_api_routines*))
+                dlsym(h, "sqlite3_atomic_init") : 0;
+    if( xInit==0 || pRealApi==0 ){
+      Tcl_AppendResult(interp, "cannot find sqlite3_atomic_init", (char*)0);
+      return TCL_ERROR;
+    }
+    fake = *pRealApi;
+    fake.libversion_number = fakeLibversionNumber;
+    rc = xInit(db, &zErr, &fake);
+  }
+  setRcMsg(interp, rc, zErr);
+  sqlite3_free(zErr);
+  return TCL_OK;
+}
+
+static int ExecCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                   Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  char *zErr = 0;
+  int rc;
+  (void)cd;
+  if( objc!=3 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "HANDLE SQL");
+    return TCL_ERROR;
+  }
+  if( getPtr(interp, objv[1], (void**)&db) ) return TCL_ERROR;
+  rc = sqlite3_exec(db, Tcl_GetString(objv[2]), 0, 0, &zErr);
+  setRcMsg(interp, rc, zErr);
+  sqlite3_free(zErr);
+  return TCL_OK;
+}
+
+static int CloseCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                    Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  int bV2 = cd!=0;
+  if( objc!=2 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "HANDLE");
+    return TCL_ERROR;
+  }
+  if( getPtr(interp, objv[1], (void**)&db) ) return TCL_ERROR;
+  Tcl_SetObjResult(interp,
+                   Tcl_NewIntObj(bV2 ? sqlite3_close_v2(db) : sqlite3_close(db)));
+  return TCL_OK;
+}
+
+static int PrepareCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                      Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  sqlite3_stmt *pStmt = 0;
+  (void)cd;
+  if( objc!=3 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "HANDLE SQL");
+    return TCL_ERROR;
+  }
+  if( getPtr(interp, objv[1], (void**)&db) ) return TCL_ERROR;
+  if( sqlite3_prepare_v2(db, Tcl_GetString(objv[2]), -1, &pStmt, 0) ){
+    Tcl_AppendResult(interp, sqlite3_errmsg(db), (char*)0);
+    return TCL_ERROR;
+  }
+  setPtr(interp, pStmt);
+  return TCL_OK;
+}
+
+static int FinalizeCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                       Tcl_Obj *const objv[]){
+  sqlite3_stmt *pStmt;
+  (void)cd;
+  if( objc!=2 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "STMT");
+    return TCL_ERROR;
+  }
+  if( getPtr(interp, objv[1], (void**)&pStmt) ) return TCL_ERROR;
+  Tcl_SetObjResult(interp, Tcl_NewIntObj(sqlite3_finalize(pStmt)));
+  return TCL_OK;
+}
+
+int Atomictest_Init(Tcl_Interp *interp){
+  Tcl_CreateObjCommand(interp, "atomictest_log_start", LogStartCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_log_take", LogTakeCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_memory_used", MemUsedCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_open", OpenCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_load", LoadCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_exec", ExecCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_close", CloseCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_close_v2", CloseCmd, (void*)1, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_prepare", PrepareCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_finalize", FinalizeCmd, 0, 0);
+  return Tcl_PkgProvide(interp, "atomictest", "1.0");
+}

@@ -1,0 +1,128 @@
+# tester.tcl -- sourced by every test file: do_test and friends in the
+# manner of SQLite's own test suite, plus what the atomic tests share.
+#
+#   do_test NAME SCRIPT EXPECTED     run SCRIPT, compare its result
+#   do_execsql_test NAME SQL EXP     the rows of SQL on db, as a flat list
+#   do_catchsql_test NAME SQL EXP    {0 ROWS} or {1 MESSAGE}
+#   execsql SQL ?DB?, catchsql SQL ?DB?
+#   errcode ?DB?                     SQLite's extended result code name of
+#                                    the last error, e.g. SQLITE_BUSY
+#   reset_db                         a fresh test.db as db, extension loaded
+#   load_atomic DB ?PATH?            load the extension through SQL
+#   log_take                         sqlite3_log() messages since last call
+#   finish_test                      report and exit
+#
+# EXPECTED is compared exactly, unless it is /REGEXP/ or *GLOB* (SQLite's
+# convention).  Each file runs in its own tclsh, in its own directory;
+# finish_test prints "RESULT <passed> <failed> <skipped>" for the runner.
+package require sqlite3
+
+set ::TESTDIR [file dirname [file normalize [info script]]]
+set ::TOP [file dirname $::TESTDIR]
+set ::EXT [file join $::TOP atomic]
+set ::TESTEXT [file join $::TOP atomic_test]
+set ::SCALE 1.0
+if {[info exists ::env(ATOMIC_SCALE)]} { set ::SCALE $::env(ATOMIC_SCALE) }
+
+load [file join $::TESTDIR atomictest.so] Atomictest
+atomictest_log_start
+
+set ::nPass 0
+set ::nFail 0
+set ::nSkip 0
+
+proc test_match {expected got} {
+  if {[string length $expected]>1} {
+    set f [string index $expected 0]
+    set l [string index $expected end]
+    if {$f eq "/" && $l eq "/"} {
+      return [regexp -- [string range $expected 1 end-1] $got]
+    }
+    if {$f eq "*" && $l eq "*"} {
+      return [string match $expected $got]
+    }
+  }
+  return [expr {$expected eq $got}]
+}
+
+proc do_test {name script expected} {
+  if {[catch {uplevel #0 $script} got]} {
+    set got "TCL ERROR: $got"
+  }
+  if {[test_match $expected $got]} {
+    incr ::nPass
+  } else {
+    incr ::nFail
+    puts "! $name"
+    puts "!   expected: \[$expected\]"
+    puts "!   got:      \[$got\]"
+  }
+}
+
+proc skip_test {name why} {
+  incr ::nSkip
+  puts "- $name skipped: $why"
+}
+
+proc execsql {sql {db db}} {
+  uplevel #0 [list $db eval $sql]
+}
+
+proc catchsql {sql {db db}} {
+  set rc [catch {uplevel #0 [list $db eval $sql]} msg]
+  list $rc $msg
+}
+
+proc do_execsql_test {name sql expected} {
+  do_test $name [list execsql $sql] $expected
+}
+
+proc do_catchsql_test {name sql expected} {
+  do_test $name [list catchsql $sql] $expected
+}
+
+# The name of the extended result code of db's last error
+proc errcode {{db db}} {
+  set names {
+    0 SQLITE_OK 1 SQLITE_ERROR 2 SQLITE_INTERNAL 5 SQLITE_BUSY
+    6 SQLITE_LOCKED 7 SQLITE_NOMEM 8 SQLITE_READONLY 9 SQLITE_INTERRUPT
+    10 SQLITE_IOERR 13 SQLITE_FULL 19 SQLITE_CONSTRAINT 20 SQLITE_MISMATCH
+    21 SQLITE_MISUSE 4 SQLITE_ABORT 787 SQLITE_CONSTRAINT_FOREIGNKEY
+    1299 SQLITE_CONSTRAINT_NOTNULL 2067 SQLITE_CONSTRAINT_UNIQUE
+    1555 SQLITE_CONSTRAINT_PRIMARYKEY 275 SQLITE_CONSTRAINT_CHECK
+    1811 SQLITE_CONSTRAINT_TRIGGER 516 SQLITE_ABORT_ROLLBACK
+    517 SQLITE_BUSY_SNAPSHOT 261 SQLITE_BUSY_RECOVERY
+  }
+  set c [$db errorcode]
+  if {[dict exists $names $c]} { return [dict get $names $c] }
+  return $c
+}
+
+proc forcedelete {args} {
+  foreach f $args {
+    foreach g [list $f $f-journal $f-wal $f-shm] { file delete -force $g }
+  }
+}
+
+proc load_atomic {db {path ""}} {
+  if {$path eq ""} { set path $::EXT }
+  $db enable_load_extension 1
+  $db eval { SELECT load_extension($path) }
+}
+
+proc reset_db {{path ""}} {
+  catch { db close }
+  forcedelete test.db
+  sqlite3 db test.db
+  load_atomic db $path
+}
+
+proc log_take {} {
+  atomictest_log_take
+}
+
+proc finish_test {} {
+  catch { db close }
+  puts "RESULT $::nPass $::nFail $::nSkip"
+  exit [expr {$::nFail>0}]
+}
