@@ -121,7 +121,7 @@ void atomicEnterFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     }
     if( bSavepoint && (bOuter || !p->bRollback) ){
       rc = atomic_sp_open(p, p->nBlock+1, 0, &iLevel);
-      if( rc==SQLITE_BUSY && atomic_writer_active(p) ){
+      if( (rc&0xff)==SQLITE_BUSY && atomic_writer_active(p) ){
         atomic_error_writer(ctx, "atomic_enter");
         return;
       }
@@ -202,8 +202,12 @@ void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }
   atomic_sync(p);
   if( p->nBlock==0 ){
-    atomic_error(ctx, SQLITE_ERROR,
-                 "atomic_exit() called outside of an 'atomic' block");
+    if( atomic_writer_active(p) ){
+      atomic_error_writer(ctx, "atomic_exit");
+    }else{
+      atomic_error(ctx, SQLITE_ERROR,
+                   "atomic_exit() called outside of an 'atomic' block");
+    }
     return;
   }
   pBlock = &p->aBlock[p->nBlock-1];
@@ -219,7 +223,7 @@ void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       sqlite3_result_int(ctx, 1);
       return;
     }
-    if( rc==SQLITE_BUSY && atomic_writer_active(p) ){
+    if( (rc&0xff)==SQLITE_BUSY && atomic_writer_active(p) ){
       atomic_error_writer(ctx, "atomic_exit");
       return;
     }

@@ -201,7 +201,7 @@ static int atomic_prepare(AtomicConn *p, int iStmt){
 
 /*
 ** Run cached statement iStmt to completion.  Returns SQLITE_OK or the
-** error code; the message is then sqlite3_errmsg(p->db).
+** extended error code; the message is then sqlite3_errmsg(p->db).
 */
 int atomic_exec(AtomicConn *p, int iStmt){
   sqlite3_stmt *pStmt = p->apStmt[iStmt];
@@ -213,12 +213,12 @@ int atomic_exec(AtomicConn *p, int iStmt){
   }
   rc = sqlite3_step(pStmt);
   sqlite3_reset(pStmt);
-  return rc==SQLITE_DONE ? SQLITE_OK : rc;
+  return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
 }
 
 /*
 ** Prepare, run and finalize one statement.  Returns SQLITE_OK or the
-** error code, with the message in sqlite3_errmsg(p->db).  zSql may be NULL
+** extended error code, with the message in sqlite3_errmsg(p->db).  zSql may be NULL
 ** (the result of a failed atomic_mprintf()): SQLITE_NOMEM.
 */
 int atomic_exec_sql(AtomicConn *p, const char *zSql){
@@ -231,7 +231,7 @@ int atomic_exec_sql(AtomicConn *p, const char *zSql){
     if( rc==SQLITE_DONE ) rc = SQLITE_OK;
   }
   sqlite3_finalize(pStmt);
-  return rc;
+  return rc==SQLITE_OK ? rc : sqlite3_extended_errcode(p->db);
 }
 
 /*

@@ -514,7 +514,10 @@ static int atomic_callback_run(AtomicConn *p, AtomicCallback *pCb,
     p->nRunDepth--;
     if( rc==SQLITE_DONE ) rc = SQLITE_OK;
   }
-  if( rc!=SQLITE_OK ) *pzErr = atomic_mprintf("%s", sqlite3_errmsg(p->db));
+  if( rc!=SQLITE_OK ){
+    rc = sqlite3_extended_errcode(p->db);
+    *pzErr = atomic_mprintf("%s", sqlite3_errmsg(p->db));
+  }
   sqlite3_reset(pStmt);
   sqlite3_clear_bindings(pStmt);
   if( bOwn ) sqlite3_finalize(pStmt);

@@ -18,6 +18,10 @@
 **   atomictest_prepare H SQL      prepare and keep a statement (to test a
 **                                 close that must fail); returns a handle
 **   atomictest_finalize S         finalize it
+**   atomictest_errcode DB         sqlite3_extended_errcode() of the Tcl
+**                                 sqlite3 connection DB
+**   atomictest_handle DB          the sqlite3* of Tcl connection DB, for
+**                                 the commands above
 */
 #include <tcl.h>
 #include <sqlite3.h>
@@ -223,7 +227,50 @@ static int FinalizeCmd(ClientData cd, Tcl_Interp *interp, int objc,
   return TCL_OK;
 }
 
+/*
+** The sqlite3* behind a Tcl sqlite3 connection command: Tcl's SqliteDb
+** structure begins with it.
+*/
+static int getTclDb(Tcl_Interp *interp, Tcl_Obj *pName, sqlite3 **pDb){
+  Tcl_CmdInfo info;
+  if( !Tcl_GetCommandInfo(interp, Tcl_GetString(pName), &info) ){
+    Tcl_AppendResult(interp, "no such connection: ", Tcl_GetString(pName),
+                     (char*)0);
+    return TCL_ERROR;
+  }
+  *pDb = *(sqlite3**)info.objClientData;
+  return TCL_OK;
+}
+
+static int ErrcodeCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                      Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  (void)cd;
+  if( objc!=2 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "DB");
+    return TCL_ERROR;
+  }
+  if( getTclDb(interp, objv[1], &db) ) return TCL_ERROR;
+  Tcl_SetObjResult(interp, Tcl_NewIntObj(sqlite3_extended_errcode(db)));
+  return TCL_OK;
+}
+
+static int HandleCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                     Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  (void)cd;
+  if( objc!=2 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "DB");
+    return TCL_ERROR;
+  }
+  if( getTclDb(interp, objv[1], &db) ) return TCL_ERROR;
+  setPtr(interp, db);
+  return TCL_OK;
+}
+
 int Atomictest_Init(Tcl_Interp *interp){
+  Tcl_CreateObjCommand(interp, "atomictest_errcode", ErrcodeCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_handle", HandleCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_log_start", LogStartCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_log_take", LogTakeCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_memory_used", MemUsedCmd, 0, 0);

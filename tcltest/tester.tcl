@@ -10,6 +10,11 @@
 #   reset_db                         a fresh test.db as db, extension loaded
 #   load_atomic DB ?PATH?            load the extension through SQL
 #   log_take                         sqlite3_log() messages since last call
+#   trace_start ?DB?, trace_stop     the statements the extension ran in
+#                                    between (nested statements only), with
+#                                    its random names made stable:
+#                                    atomic_SP for the block savepoint,
+#                                    SID_x<n> for manual savepoint ids
 #   finish_test                      report and exit
 #
 # EXPECTED is compared exactly, unless it is /REGEXP/ or *GLOB* (SQLite's
@@ -93,7 +98,7 @@ proc errcode {{db db}} {
     1811 SQLITE_CONSTRAINT_TRIGGER 516 SQLITE_ABORT_ROLLBACK
     517 SQLITE_BUSY_SNAPSHOT 261 SQLITE_BUSY_RECOVERY
   }
-  set c [$db errorcode]
+  set c [atomictest_errcode $db]
   if {[dict exists $names $c]} { return [dict get $names $c] }
   return $c
 }
@@ -115,6 +120,31 @@ proc reset_db {{path ""}} {
   forcedelete test.db
   sqlite3 db test.db
   load_atomic db $path
+}
+
+proc trace_start {{db db}} {
+  set ::TRACE {}
+  set ::TRACEDB $db
+  $db trace trace_cb
+}
+proc trace_cb {sql} { lappend ::TRACE $sql }
+proc trace_stop {} {
+  $::TRACEDB trace {}
+  set res {}
+  foreach sql $::TRACE {
+    if {![string match "-- *" $sql]} continue
+    set sql [string range $sql 3 end]
+    regsub -all {atomic_[0-9a-f]{8}} $sql atomic_SP sql
+    regsub -all {s[0-9a-f]{8}_x} $sql SID_x sql
+    lappend res $sql
+  }
+  set res
+}
+
+# A manual savepoint id with its random prefix made stable (SID_x<n>)
+proc sid {id} {
+  regsub {^s[0-9a-f]{8}_x} $id SID_x id
+  set id
 }
 
 proc log_take {} {
