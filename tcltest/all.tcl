@@ -30,7 +30,6 @@ switch -- $sanitize {
     set ubsan [string trim [exec gcc -print-file-name=libubsan.so]]
     set env(LD_PRELOAD) "$asan $ubsan"
     set env(ASAN_OPTIONS) "detect_leaks=1:abort_on_error=0:exitcode=98"
-    set env(LSAN_OPTIONS) "suppressions=[file join $testdir lsan.supp]:print_suppressions=0"
     set env(UBSAN_OPTIONS) "print_stacktrace=1:halt_on_error=1:exitcode=97"
     if {![info exists env(ATOMIC_SCALE)]} { set env(ATOMIC_SCALE) 0.2 }
   }

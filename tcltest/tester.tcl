@@ -148,6 +148,22 @@ proc sid {id} {
   set id
 }
 
+# Run a Python script with Debian's /usr/bin/python3 (its sqlite3 module
+# can load extensions), passing the extension's path as sys.argv[1].
+# Returns its output.  Under ASan, leak detection is off for the child:
+# the interpreter's own memory at exit is not the extension's.
+set ::PYTHON /usr/bin/python3
+proc run_python {script} {
+  set f [open py_[pid].py w]
+  puts $f $script
+  close $f
+  set env {}
+  if {[info exists ::env(ASAN_OPTIONS)]} {
+    set env [list env "ASAN_OPTIONS=$::env(ASAN_OPTIONS):detect_leaks=0"]
+  }
+  exec {*}$env $::PYTHON py_[pid].py $::EXT
+}
+
 proc log_take {} {
   atomictest_log_take
 }
