@@ -123,7 +123,8 @@ typedef struct AtomicValue AtomicValue;
 #define ATOMIC_STMT_RELEASE     4   /* RELEASE <block savepoint name> */
 #define ATOMIC_STMT_ROLLBACKTO  5   /* ROLLBACK TO <block savepoint name> */
 #define ATOMIC_STMT_JOIN        6   /* DELETE FROM temp.atomic_txn WHERE 0 */
-#define ATOMIC_N_STMT           7
+#define ATOMIC_STMT_SCHEMA      7   /* PRAGMA main.schema_version */
+#define ATOMIC_N_STMT           8
 
 /* Values of AtomicConn.eOrphan */
 #define ATOMIC_ORPHAN_NONE      0
@@ -203,6 +204,7 @@ struct AtomicSql {
   unsigned int iHash;       /* Hash of zSql */
   int nRef;                 /* Callbacks that refer to this text */
   int nParam;               /* sqlite3_bind_parameter_count() */
+  int iSchema;              /* main's schema_version when last checked */
   sqlite3_stmt *pStmt;      /* Cached prepared statement, or NULL */
   AtomicSql *pNext;         /* Next in the same hash bucket */
   AtomicSql *pLruPrev;      /* Neighbours in the list of cached statements */
@@ -290,6 +292,7 @@ AtomicConn *atomic_conn_new(sqlite3 *db);
 void atomic_conn_ref(AtomicConn *p);
 void atomic_conn_unref(void *p);
 int atomic_exec(AtomicConn *p, int iStmt);
+int atomic_schema_version(AtomicConn *p, int *piVersion);
 int atomic_exec_sql(AtomicConn *p, const char *zSql);
 void atomic_finalize_all(AtomicConn *p);
 int atomic_guard(AtomicConn *p);

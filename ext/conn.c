@@ -191,8 +191,11 @@ static int atomic_prepare(AtomicConn *p, int iStmt){
     case ATOMIC_STMT_ROLLBACKTO:
       sqlite3_snprintf(sizeof(zBuf), zBuf, "ROLLBACK TO %s", p->zSpName);
       break;
-    default:
+    case ATOMIC_STMT_JOIN:
       zSql = "DELETE FROM temp.atomic_txn WHERE 0";
+      break;
+    default:
+      zSql = "PRAGMA main.schema_version";
       break;
   }
   return sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
@@ -214,6 +217,25 @@ int atomic_exec(AtomicConn *p, int iStmt){
   rc = sqlite3_step(pStmt);
   sqlite3_reset(pStmt);
   return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+}
+
+/*
+** Read main's schema_version into *piVersion.  Returns SQLITE_OK or an
+** error code.
+*/
+int atomic_schema_version(AtomicConn *p, int *piVersion){
+  sqlite3_stmt *pStmt = p->apStmt[ATOMIC_STMT_SCHEMA];
+  int rc;
+  if( pStmt==0 ){
+    rc = atomic_prepare(p, ATOMIC_STMT_SCHEMA);
+    if( rc!=SQLITE_OK ) return rc;
+    pStmt = p->apStmt[ATOMIC_STMT_SCHEMA];
+  }
+  if( sqlite3_step(pStmt)==SQLITE_ROW ){
+    *piVersion = sqlite3_column_int(pStmt, 0);
+  }
+  rc = sqlite3_reset(pStmt);
+  return rc==SQLITE_OK ? rc : sqlite3_extended_errcode(p->db);
 }
 
 /*

@@ -208,19 +208,23 @@ static int atomic_sql_tail_empty(const char *z){
 }
 
 /*
-** True if a kept statement may no longer describe the schema, so that it
-** must be prepared again to check that its tables still exist (C1).
+** True if the kept statement of pSql may no longer describe the schema,
+** so that it must be prepared again to check that its tables still exist
+** (C1).  SQLite expires every statement when the TEMP schema changes, and
+** a change of main's schema changes its schema_version.  (A change to the
+** schema of an ATTACHed database is not seen here; the callback then fails
+** when it runs.)
 */
-static int atomic_stmt_expired(sqlite3_stmt *pStmt){
-#ifdef SQLITE_OMIT_DEPRECATED
-  (void)pStmt;
-  return 1;
-#else
+static int atomic_sql_stale(AtomicConn *p, AtomicSql *pSql){
+  int iSchema = 0;
+#ifndef SQLITE_OMIT_DEPRECATED
 # ifndef SQLITE_CORE
   if( sqlite3_api->expired==0 ) return 1;
 # endif
-  return sqlite3_expired(pStmt);
+  if( sqlite3_expired(pSql->pStmt) ) return 1;
 #endif
+  if( atomic_schema_version(p, &iSchema)!=SQLITE_OK ) return 1;
+  return iSchema!=pSql->iSchema;
 }
 
 /*
@@ -276,7 +280,7 @@ static int atomic_sql_get(AtomicConn *p, const char *zSql, int nSql,
       }
     }
   }
-  if( pSql && pSql->pStmt && !atomic_stmt_expired(pSql->pStmt) ){
+  if( pSql && pSql->pStmt && !atomic_sql_stale(p, pSql) ){
     if( pSql!=p->pLruFirst ){
       atomic_lru_unlink(p, pSql);
       atomic_lru_push(p, pSql);
@@ -318,6 +322,7 @@ static int atomic_sql_get(AtomicConn *p, const char *zSql, int nSql,
     p->nSql++;
   }
   pSql->nParam = sqlite3_bind_parameter_count(pStmt);
+  if( atomic_schema_version(p, &pSql->iSchema)!=SQLITE_OK ) pSql->iSchema = -1;
   atomic_sql_keep(pSql, pStmt);
   *ppOut = pSql;
   return SQLITE_OK;
