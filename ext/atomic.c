@@ -213,7 +213,10 @@ int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
   if( rc!=SQLITE_OK || p!=0 ) return rc;
 
   p = atomic_conn_new(db);
-  if( p==0 ) return SQLITE_NOMEM;
+  if( p==0 ){
+    *pzErrMsg = sqlite3_mprintf("atomic: out of memory");
+    return SQLITE_NOMEM;
+  }
   atomic_conn_ref(p);             /* Held until registration is over */
   for(i=0; rc==SQLITE_OK && i<sizeof(aAtomicFunc)/sizeof(aAtomicFunc[0]); i++){
     const struct AtomicFuncDef *pDef = &aAtomicFunc[i];

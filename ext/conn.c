@@ -33,21 +33,21 @@ const char atomic_forbidden_text[] =
 */
 #ifdef ATOMIC_TEST
 static int atomicTestCountdown = 0;   /* Fail when this reaches 0 from 1 */
-static int atomicTestAllocs = 0;      /* Allocations seen so far */
 static int atomic_test_fail(void){
-  atomicTestAllocs++;
   return atomicTestCountdown>0 && --atomicTestCountdown==0;
 }
 
 /*
-** SQL function atomic_test_oom(N): the Nth allocation from now fails
-** (0 turns that off).  Returns the number of allocations made since the
-** previous call.  Registered by test builds only.
+** SQL function atomic_test_oom(N): the Nth allocation of the extension
+** from now on fails (0: none).  Returns how many allocations were still to
+** go before the call (0 if the fault already happened or none was set), so
+** a test can pause the countdown and resume it.  Test builds only; the
+** countdown is process-wide on purpose, so that it also reaches the
+** allocations made while the extension loads.
 */
 void atomicTestOomFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   (void)argc;
-  sqlite3_result_int(ctx, atomicTestAllocs);
-  atomicTestAllocs = 0;
+  sqlite3_result_int(ctx, atomicTestCountdown);
   atomicTestCountdown = sqlite3_value_int(argv[0]);
 }
 # define ATOMIC_FAIL() atomic_test_fail()

@@ -537,8 +537,9 @@ static int atomic_callback_run(AtomicConn *p, AtomicCallback *pCb,
 
 /*
 ** Run the ready queue (C7).  Returns SQLITE_OK, or the error code of the
-** plain callback that failed, with *pzErr set to the full message (NULL on
-** OOM); the callbacks after it are then discarded.
+** plain callback that failed, with *pzErr set to the full message; the
+** callbacks after it are then discarded.  If there is no memory for the
+** message, SQLITE_NOMEM with *pzErr NULL.
 */
 int atomic_queue_run_ready(AtomicConn *p, char **pzErr){
   AtomicCallback *pList = p->ready.pFirst;
@@ -559,10 +560,13 @@ int atomic_queue_run_ready(AtomicConn *p, char **pzErr){
       int nLeft = 0;
       AtomicCallback *pX;
       for(pX=pList; pX; pX=pX->pNext) nLeft++;
-      *pzErr = atomic_mprintf("on_commit callback failed after commit: %s: "
-          "%s (the transaction was committed; %d later callback%s not run)",
-          pCb->pSql->zSql, zErr ? zErr : "out of memory",
-          nLeft, nLeft==1 ? " was" : "s were");
+      if( zErr ){
+        *pzErr = atomic_mprintf("on_commit callback failed after commit: "
+            "%s: %s (the transaction was committed; %d later callback%s not "
+            "run)", pCb->pSql->zSql, zErr, nLeft, nLeft==1 ? " was" : "s were");
+      }
+      /* With no memory for the message the error is SQLITE_NOMEM */
+      if( *pzErr==0 ) rc = SQLITE_NOMEM;
       while( pList ){
         pX = pList;
         pList = pX->pNext;

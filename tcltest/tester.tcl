@@ -32,9 +32,7 @@ if {[info exists ::env(ATOMIC_SCALE)]} { set ::SCALE $::env(ATOMIC_SCALE) }
 load [file join $::TESTDIR atomictest.so] Atomictest
 atomictest_log_start
 
-set ::nPass 0
-set ::nFail 0
-set ::nSkip 0
+array set ::TESTER {pass 0 fail 0 skip 0}
 
 proc test_match {expected got} {
   if {[string length $expected]>1} {
@@ -55,9 +53,9 @@ proc do_test {name script expected} {
     set got "TCL ERROR: $got"
   }
   if {[test_match $expected $got]} {
-    incr ::nPass
+    incr ::TESTER(pass)
   } else {
-    incr ::nFail
+    incr ::TESTER(fail)
     puts "! $name"
     puts "!   expected: \[$expected\]"
     puts "!   got:      \[$got\]"
@@ -65,7 +63,7 @@ proc do_test {name script expected} {
 }
 
 proc skip_test {name why} {
-  incr ::nSkip
+  incr ::TESTER(skip)
   puts "- $name skipped: $why"
 }
 
@@ -170,6 +168,6 @@ proc log_take {} {
 
 proc finish_test {} {
   catch { db close }
-  puts "RESULT $::nPass $::nFail $::nSkip"
-  exit [expr {$::nFail>0}]
+  puts "RESULT $::TESTER(pass) $::TESTER(fail) $::TESTER(skip)"
+  exit [expr {$::TESTER(fail)>0}]
 }
