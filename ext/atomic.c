@@ -86,10 +86,12 @@ static void atomicConfigFunc(sqlite3_context *ctx, int argc,
   static const char *const azMode[] = { "DEFERRED", "IMMEDIATE", "EXCLUSIVE" };
   AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
   const char *zKey = (const char*)sqlite3_value_text(argv[0]);
+  char zClip[ATOMIC_CLIP+4];
   int i;
   if( zKey==0 || sqlite3_stricmp(zKey, "transaction_mode")!=0 ){
-    atomic_error(ctx, SQLITE_ERROR, "atomic_config(): unknown key %Q; the "
-                 "keys are: transaction_mode", zKey);
+    atomic_error(ctx, SQLITE_ERROR, "atomic_config(): unknown key %s%q%s; "
+        "the keys are: transaction_mode", zKey ? "'" : "",
+        atomic_clip(zKey, zClip), zKey ? "'" : "");
     return;
   }
   if( argc>1 ){
@@ -99,7 +101,8 @@ static void atomicConfigFunc(sqlite3_context *ctx, int argc,
     }
     if( i==3 ){
       atomic_error(ctx, SQLITE_ERROR, "atomic_config(): transaction_mode "
-          "must be DEFERRED, IMMEDIATE or EXCLUSIVE, not %Q", zVal);
+          "must be DEFERRED, IMMEDIATE or EXCLUSIVE, not %s%q%s",
+          zVal ? "'" : "", atomic_clip(zVal, zClip), zVal ? "'" : "");
       return;
     }
     sqlite3_result_text(ctx, azMode[p->eMode], -1, SQLITE_STATIC);

@@ -141,6 +141,9 @@ typedef struct AtomicValue AtomicValue;
 #define ATOMIC_CHECK_ORPHAN  0x04   /* Orphaned blocks remain (X5) */
 #define ATOMIC_CHECK_BROKEN  0x08   /* The transaction is broken (F3) */
 
+/* Bytes of user input an error message quotes (atomic_clip) */
+#define ATOMIC_CLIP 100
+
 /* Callbacks run nested at most this deep (C8) */
 #define ATOMIC_MAX_RUN_DEPTH   64
 
@@ -298,6 +301,7 @@ void atomic_finalize_all(AtomicConn *p);
 int atomic_guard(AtomicConn *p);
 int atomic_writer_active(AtomicConn *p);
 void atomic_error_writer(sqlite3_context *ctx, const char *zFunc);
+const char *atomic_clip(const char *z, char *zBuf);
 void atomic_sync(AtomicConn *p);
 int atomic_check(AtomicConn *p, sqlite3_context *ctx, const char *zFunc,
                  int mCheck);

@@ -274,6 +274,24 @@ int atomic_writer_active(AtomicConn *p){
 }
 
 /*
+** Copy at most ATOMIC_CLIP bytes of z into zBuf (which has room for
+** ATOMIC_CLIP+4 bytes), ending on a UTF-8 character boundary and with
+** "..." if z was longer, and return zBuf.  Error messages quote user input
+** through this, so that a huge argument cannot make the message itself
+** too big for SQLite.  NULL is copied as "NULL".
+*/
+const char *atomic_clip(const char *z, char *zBuf){
+  int n = 0;
+  if( z==0 ) z = "NULL";
+  while( z[n] && n<ATOMIC_CLIP ) n++;
+  if( z[n]==0 ) return z;
+  while( n>0 && (((unsigned char)z[n])&0xc0)==0x80 ) n--;
+  memcpy(zBuf, z, n);
+  memcpy(&zBuf[n], "...", 4);
+  return zBuf;
+}
+
+/*
 ** Report that a statement that writes called zFunc (E4).
 */
 void atomic_error_writer(sqlite3_context *ctx, const char *zFunc){

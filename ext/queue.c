@@ -561,9 +561,11 @@ int atomic_queue_run_ready(AtomicConn *p, char **pzErr){
       AtomicCallback *pX;
       for(pX=pList; pX; pX=pX->pNext) nLeft++;
       if( zErr ){
+        char zClip[ATOMIC_CLIP+4];
         *pzErr = atomic_mprintf("on_commit callback failed after commit: "
             "%s: %s (the transaction was committed; %d later callback%s not "
-            "run)", pCb->pSql->zSql, zErr, nLeft, nLeft==1 ? " was" : "s were");
+            "run)", atomic_clip(pCb->pSql->zSql, zClip), zErr,
+            nLeft, nLeft==1 ? " was" : "s were");
       }
       /* With no memory for the message the error is SQLITE_NOMEM */
       if( *pzErr==0 ) rc = SQLITE_NOMEM;

@@ -153,8 +153,9 @@ static void atomic_savepoint_end(sqlite3_context *ctx, sqlite3_value *pSid,
   atomic_manual_prune(p);
   i = atomic_manual_find(p, zSid);
   if( i<0 ){
+    char zClip[ATOMIC_CLIP+4];
     atomic_error(ctx, SQLITE_ERROR, "%s(): no such savepoint: %s",
-                 zFunc, zSid);
+                 zFunc, atomic_clip(zSid, zClip));
     return;
   }
   pM = &p->aManual[i];

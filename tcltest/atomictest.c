@@ -22,6 +22,7 @@
 **                                 sqlite3 connection DB
 **   atomictest_handle DB          the sqlite3* of Tcl connection DB, for
 **                                 the commands above
+**   atomictest_limit DB length N  sqlite3_limit(SQLITE_LIMIT_LENGTH, N)
 */
 #include <tcl.h>
 #include <sqlite3.h>
@@ -268,7 +269,24 @@ static int HandleCmd(ClientData cd, Tcl_Interp *interp, int objc,
   return TCL_OK;
 }
 
+static int LimitCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                    Tcl_Obj *const objv[]){
+  sqlite3 *db;
+  int n;
+  (void)cd;
+  if( objc!=4 || strcmp(Tcl_GetString(objv[2]), "length")!=0 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "DB length N");
+    return TCL_ERROR;
+  }
+  if( getTclDb(interp, objv[1], &db) ) return TCL_ERROR;
+  if( Tcl_GetIntFromObj(interp, objv[3], &n) ) return TCL_ERROR;
+  Tcl_SetObjResult(interp,
+                   Tcl_NewIntObj(sqlite3_limit(db, SQLITE_LIMIT_LENGTH, n)));
+  return TCL_OK;
+}
+
 int Atomictest_Init(Tcl_Interp *interp){
+  Tcl_CreateObjCommand(interp, "atomictest_limit", LimitCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_errcode", ErrcodeCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_handle", HandleCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_log_start", LogStartCmd, 0, 0);
