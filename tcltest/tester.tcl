@@ -155,11 +155,17 @@ proc run_python {script} {
   set f [open py_[pid].py w]
   puts $f $script
   close $f
+  child_exec $::PYTHON py_[pid].py $::EXT
+}
+
+# exec for another language's interpreter: under ASan, leak detection is
+# off for it, since its own memory at exit is not the extension's
+proc child_exec {args} {
   set env {}
   if {[info exists ::env(ASAN_OPTIONS)]} {
     set env [list env "ASAN_OPTIONS=$::env(ASAN_OPTIONS):detect_leaks=0"]
   }
-  exec {*}$env $::PYTHON py_[pid].py $::EXT
+  exec {*}$env {*}$args
 }
 
 proc log_take {} {
