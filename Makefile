@@ -45,7 +45,7 @@ tcltest/atomictest.so: tcltest/atomictest.c
 # The extension linked into a program rather than loaded (N4)
 tcltest/static_host: tcltest/static_host.c $(SRC) $(HDR)
 	$(CC) $(CFLAGS) $(WARN) -DSQLITE_CORE -o $@ tcltest/static_host.c \
-	  $(SRC) -lsqlite3
+	  $(SRC) -lsqlite3 -lpthread
 
 need-demo:
 	@$(NEED) $(PKG_DEMO)
