@@ -176,6 +176,17 @@ static int atomic_find_state(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
   sqlite3_stmt *pStmt = 0;
   int rc;
   *pp = 0;
+  /* Ask pragma_function_list first: preparing a call of a function that
+  ** does not exist would leave an error on the connection, and every
+  ** later sqlite3_reset() pays a little for that */
+  rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_function_list "
+                              "WHERE name='atomic_state'", -1, &pStmt, 0);
+  if( rc==SQLITE_OK ){
+    int bFound = sqlite3_step(pStmt)==SQLITE_ROW;
+    sqlite3_finalize(pStmt);
+    pStmt = 0;
+    if( !bFound ) return SQLITE_OK;
+  }
   rc = sqlite3_prepare_v2(db, "SELECT atomic_state()", -1, &pStmt, 0);
   if( rc!=SQLITE_OK ){
     /* No such function: this is the first load */

@@ -294,7 +294,7 @@ struct AtomicConn {
 AtomicConn *atomic_conn_new(sqlite3 *db);
 void atomic_conn_ref(AtomicConn *p);
 void atomic_conn_unref(void *p);
-int atomic_exec(AtomicConn *p, int iStmt);
+int atomic_exec_first(AtomicConn *p, int iStmt);
 int atomic_schema_version(AtomicConn *p, int *piVersion);
 int atomic_exec_sql(AtomicConn *p, const char *zSql);
 void atomic_finalize_all(AtomicConn *p);
@@ -322,11 +322,32 @@ extern const char atomic_broken_text[];
 extern const char atomic_forbidden_text[];
 
 /*
+** Run cached statement iStmt to completion.  Returns SQLITE_OK or the
+** extended error code; the message is then sqlite3_errmsg(p->db).  Inline
+** because entering and leaving an inner block is a hot path; the first
+** run, which prepares the statement, is atomic_exec_first() (conn.c).
+*/
+static inline int atomic_exec(AtomicConn *p, int iStmt){
+  sqlite3_stmt *pStmt = p->apStmt[iStmt];
+  int rc;
+  if( pStmt==0 ) return atomic_exec_first(p, iStmt);
+  rc = sqlite3_step(pStmt);
+  sqlite3_reset(pStmt);
+  return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+}
+
+/*
+** True if savepoint level iLevel exists and was made by iOwner.
+*/
+static inline int atomic_level_alive(AtomicConn *p, int iLevel, i64 iOwner){
+  return iLevel>=0 && iLevel<p->nLevel && p->aLevel[iLevel].iOwner==iOwner;
+}
+
+/*
 ** txn.c -- temp.atomic_txn, which follows the transaction
 */
 int atomic_txn_register(sqlite3 *db, AtomicConn *p);
 int atomic_join(AtomicConn *p);
-int atomic_level_alive(AtomicConn *p, int iLevel, i64 iOwner);
 int atomic_sp_open(AtomicConn *p, i64 iOwner, const char *zSql, int *piLevel);
 int atomic_sp_close(AtomicConn *p, int iLevel, i64 iOwner, int bRollback,
                     int bRelease, const char *zName);

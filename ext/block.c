@@ -59,6 +59,7 @@ void atomicEnterFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
   int bSavepoint = 1;
   int bDurable = 0;
+  int bAuto;
   int iLevel = ATOMIC_NO_SAVEPOINT;
   int rc;
 
@@ -70,21 +71,27 @@ void atomicEnterFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
                                 &bDurable) ){
     return;
   }
-  if( atomic_check(p, ctx, "atomic_enter", ATOMIC_CHECK_ORPHAN) ) return;
-  if( bDurable && (p->nBlock>0 || !sqlite3_get_autocommit(p->db)) ){
+  bAuto = sqlite3_get_autocommit(p->db);
+  if( p->eOrphan || (p->nBlock>0 && bAuto) ){
+    atomic_check(p, ctx, "atomic_enter", ATOMIC_CHECK_ORPHAN);
+    return;
+  }
+  if( bDurable && (p->nBlock>0 || !bAuto) ){
     atomic_error(ctx, SQLITE_ERROR, "atomic_enter(): A durable atomic block "
         "cannot be nested within another atomic block.%s",
         p->nBlock>0 ? "" : " (A transaction is open: commit or roll it "
         "back first.)");
     return;
   }
-  if( atomic_grow((void**)&p->aBlock, &p->nBlockAlloc, p->nBlock+1,
-                  sizeof(AtomicBlock)) ){
+  if( p->nBlock>=p->nBlockAlloc
+   && atomic_grow((void**)&p->aBlock, &p->nBlockAlloc, p->nBlock+1,
+                  sizeof(AtomicBlock))
+  ){
     sqlite3_result_error_nomem(ctx);
     return;
   }
 
-  if( p->nBlock==0 && sqlite3_get_autocommit(p->db) ){
+  if( p->nBlock==0 && bAuto ){
     /* E2: the outermost block begins the transaction and owns it */
     char *zErr = 0;
     if( atomic_writer_active(p) ){
@@ -111,7 +118,7 @@ void atomicEnterFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }else{
     /* E3: a savepoint, or no SQL at all */
     int bOuter = p->nBlock==0;
-    if( bOuter ){
+    if( bOuter && !p->bJoined ){
       rc = atomic_join(p);
       if( rc!=SQLITE_OK ){
         atomic_error(ctx, rc, "atomic_enter(): cannot follow the transaction "
@@ -200,7 +207,11 @@ void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   if( argc>0 && atomic_arg_bool(ctx, "atomic_exit", "ok", argv[0], &bOk) ){
     return;
   }
-  atomic_sync(p);
+  if( p->nBlock>0 && p->eOrphan==ATOMIC_ORPHAN_NONE
+   && sqlite3_get_autocommit(p->db)
+  ){
+    atomic_sync(p);
+  }
   if( p->nBlock==0 ){
     if( atomic_writer_active(p) ){
       atomic_error_writer(ctx, "atomic_exit");
@@ -217,7 +228,11 @@ void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   if( bKeep && p->eOrphan==ATOMIC_ORPHAN_NONE
    && atomic_level_alive(p, pBlock->iLevel, p->nBlock)
   ){
-    rc = atomic_sp_close(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
+    rc = atomic_exec(p, ATOMIC_STMT_RELEASE);
+    if( rc==SQLITE_OK && atomic_level_alive(p, pBlock->iLevel, p->nBlock) ){
+      /* A raw savepoint with the same name shadowed it: go on to ours */
+      rc = atomic_sp_close(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
+    }
     if( rc==SQLITE_OK ){
       atomic_block_pop(p);
       sqlite3_result_int(ctx, 1);

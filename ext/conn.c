@@ -203,20 +203,13 @@ static int atomic_prepare(AtomicConn *p, int iStmt){
 }
 
 /*
-** Run cached statement iStmt to completion.  Returns SQLITE_OK or the
-** extended error code; the message is then sqlite3_errmsg(p->db).
+** The first run of cached statement iStmt: prepare it, then run it as
+** atomic_exec() does.
 */
-int atomic_exec(AtomicConn *p, int iStmt){
-  sqlite3_stmt *pStmt = p->apStmt[iStmt];
-  int rc;
-  if( pStmt==0 ){
-    rc = atomic_prepare(p, iStmt);
-    if( rc!=SQLITE_OK ) return rc;
-    pStmt = p->apStmt[iStmt];
-  }
-  rc = sqlite3_step(pStmt);
-  sqlite3_reset(pStmt);
-  return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+int atomic_exec_first(AtomicConn *p, int iStmt){
+  int rc = atomic_prepare(p, iStmt);
+  if( rc!=SQLITE_OK ) return rc;
+  return atomic_exec(p, iStmt);
 }
 
 /*

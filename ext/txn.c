@@ -243,9 +243,11 @@ static int txnSavepoint(sqlite3_vtab *pVtab, int iLevel){
   p->iNewOwner = 0;
   if( iLevel<0 ) return SQLITE_OK;
   if( iLevel<p->nLevel ) p->nLevel = iLevel;
-  rc = atomic_grow((void**)&p->aLevel, &p->nLevelAlloc, iLevel+1,
-                   sizeof(AtomicLevel));
-  if( rc!=SQLITE_OK ) return rc;
+  if( iLevel>=p->nLevelAlloc ){
+    rc = atomic_grow((void**)&p->aLevel, &p->nLevelAlloc, iLevel+1,
+                     sizeof(AtomicLevel));
+    if( rc!=SQLITE_OK ) return rc;
+  }
   while( p->nLevel<iLevel ){
     p->aLevel[p->nLevel].iOwner = 0;
     p->aLevel[p->nLevel].pMark = 0;
@@ -347,13 +349,6 @@ int atomic_join(AtomicConn *p){
   }
   if( rc==SQLITE_OK && !p->bJoined ) rc = SQLITE_INTERNAL;
   return rc;
-}
-
-/*
-** True if savepoint level iLevel exists and was made by iOwner.
-*/
-int atomic_level_alive(AtomicConn *p, int iLevel, i64 iOwner){
-  return iLevel>=0 && iLevel<p->nLevel && p->aLevel[iLevel].iOwner==iOwner;
 }
 
 /*
