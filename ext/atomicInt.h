@@ -36,7 +36,7 @@
 ** savepoint, release, rollback-to, commit and rollback, whoever caused it.
 ** At the start of every transaction the extension cares about, it joins a
 ** virtual table of its own, temp.atomic_txn (txn.c), with one cached
-** statement that writes nothing.  Its xSavepoint, xRelease and xRollbackTo
+** statement whose write the table ignores.  Its xSavepoint, xRelease and xRollbackTo
 ** methods keep aLevel[] equal to SQLite's savepoint stack; xCommit runs
 ** after a successful commit and xRollback after any rollback.  That one
 ** mechanism gives:
@@ -122,7 +122,7 @@ typedef struct AtomicValue AtomicValue;
 #define ATOMIC_STMT_SAVEPOINT   3   /* SAVEPOINT <block savepoint name> */
 #define ATOMIC_STMT_RELEASE     4   /* RELEASE <block savepoint name> */
 #define ATOMIC_STMT_ROLLBACKTO  5   /* ROLLBACK TO <block savepoint name> */
-#define ATOMIC_STMT_JOIN        6   /* DELETE FROM temp.atomic_txn WHERE 0 */
+#define ATOMIC_STMT_JOIN        6   /* INSERT OR IGNORE INTO temp.atomic_txn */
 #define ATOMIC_STMT_SCHEMA      7   /* PRAGMA main.schema_version */
 #define ATOMIC_N_STMT           8
 

@@ -151,7 +151,9 @@ void atomicEnterFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 
 /*
 ** The owning block exits: COMMIT and run the callbacks (X2, C7), or
-** ROLLBACK (X3).  If COMMIT fails, roll back and raise its error (X4).
+** ROLLBACK (X3).  If COMMIT fails, roll back and raise its error (X4);
+** if it refused because a statement writes, raise E4's error and change
+** nothing.
 */
 static void atomic_exit_owner(sqlite3_context *ctx, AtomicConn *p,
                               int bKeep){
@@ -170,6 +172,12 @@ static void atomic_exit_owner(sqlite3_context *ctx, AtomicConn *p,
     return;
   }
   rc = atomic_end_txn(p, 1, &zErr);
+  if( (rc&0xff)==SQLITE_BUSY && atomic_writer_active(p) ){
+    /* COMMIT refused before doing anything: a statement writes (E4) */
+    sqlite3_free(zErr);
+    atomic_error_writer(ctx, "atomic_exit");
+    return;
+  }
   if( rc!=SQLITE_OK ){
     if( !sqlite3_get_autocommit(p->db) ){
       char *zErr2 = 0;
@@ -256,6 +264,13 @@ void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       sqlite3_free(zErr);
       return;
     }
+  }
+
+  /* The owning block keeps its work: SQLite's COMMIT refuses by itself,
+  ** before doing anything, while a statement writes */
+  if( bKeep && p->eOrphan==ATOMIC_ORPHAN_NONE && p->nBlock==1 && p->bOwner ){
+    atomic_exit_owner(ctx, p, 1);
+    return;
   }
 
   if( atomic_writer_active(p) ){

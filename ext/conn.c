@@ -192,7 +192,7 @@ static int atomic_prepare(AtomicConn *p, int iStmt){
       sqlite3_snprintf(sizeof(zBuf), zBuf, "ROLLBACK TO %s", p->zSpName);
       break;
     case ATOMIC_STMT_JOIN:
-      zSql = "DELETE FROM temp.atomic_txn WHERE 0";
+      zSql = "INSERT OR IGNORE INTO temp.atomic_txn VALUES(0)";
       break;
     default:
       zSql = "PRAGMA main.schema_version";

@@ -8,17 +8,17 @@
 **   CREATE VIRTUAL TABLE temp.atomic_txn USING atomic_txn;
 **
 ** created when the extension loads (again later if it is missing).  It has
-** one column, holds no rows, refuses writes and cannot be used from a
-** trigger or view.  It exists only in TEMP, so joining it to a transaction
+** one column, holds no rows, refuses writes (SQLITE_CONSTRAINT) and cannot
+** be used from a trigger or view.  It exists only in TEMP, so joining it to a transaction
 ** locks nothing in the application's databases.  While a transaction that
 ** it has joined is open, DROP TABLE refuses to drop it.
 **
 ** HOW IT WORKS
 **
 ** When a transaction the extension cares about starts, atomic_join() runs
-** the cached statement "DELETE FROM temp.atomic_txn WHERE 0".  It deletes
-** nothing, but it makes SQLite call xBegin and add the table to the
-** transaction.  From then until the transaction ends SQLite reports to the
+** the cached statement "INSERT OR IGNORE INTO temp.atomic_txn VALUES(0)".
+** The table ignores the row, but SQLite has called xBegin and added the
+** table to the transaction.  From then until the transaction ends SQLite reports to the
 ** table every savepoint that opens (xSavepoint), is released (xRelease) or
 ** is rolled back to (xRollbackTo) -- raw SQL savepoints and the statement
 ** savepoint of every writing statement included -- then xCommit after a
@@ -66,6 +66,7 @@ static int txnInit(sqlite3 *db, void *pAux, int argc,
   rc = sqlite3_declare_vtab(db, "CREATE TABLE x(unused)");
   if( rc!=SQLITE_OK ) return rc;
   sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
   pTab = atomic_malloc(sizeof(*pTab));
   if( pTab==0 ) return SQLITE_NOMEM;
   memset(pTab, 0, sizeof(*pTab));
@@ -170,15 +171,21 @@ static int txnRowid(sqlite3_vtab_cursor *pCursor, sqlite3_int64 *piRowid){
 }
 
 /*
-** Writes are refused.  The extension's own statement deletes with
-** "WHERE 0", so it never gets here.
+** Writes are refused with SQLITE_CONSTRAINT.  The extension's own
+** statement is an INSERT OR IGNORE, which SQLite then quietly ignores:
+** it counts no change, sets no rowid, leaves no error on the connection,
+** and, being one row, needs no statement journal.  For it no message is
+** set (SQLite would keep it as the connection's error).
 */
 static int txnUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
                      sqlite3_int64 *piRowid){
+  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
   (void)argc; (void)argv; (void)piRowid;
-  sqlite3_free(pVtab->zErrMsg);
-  pVtab->zErrMsg = sqlite3_mprintf("temp.atomic_txn is read-only");
-  return SQLITE_READONLY;
+  if( sqlite3_vtab_on_conflict(p->db)!=SQLITE_IGNORE ){
+    sqlite3_free(pVtab->zErrMsg);
+    pVtab->zErrMsg = sqlite3_mprintf("temp.atomic_txn is read-only");
+  }
+  return SQLITE_CONSTRAINT;
 }
 
 static int txnBegin(sqlite3_vtab *pVtab){
