@@ -261,6 +261,8 @@ struct AtomicConn {
   int nLevel;               /* Entries in aLevel[] */
   int nLevelAlloc;          /* Slots allocated in aLevel[] */
   i64 iNewOwner;            /* Owner of the next savepoint reported */
+  int iSchema;              /* main's schema_version, read in this */
+  u8 bSchema;               /*   transaction if bSchema */
 
   /* Manual savepoints */
   AtomicManual *aManual;    /* Open manual savepoints, oldest first */

@@ -208,12 +208,34 @@ static int atomic_sql_tail_empty(const char *z){
 }
 
 /*
+** Main's schema_version now, in *piVersion.  Inside a transaction that
+** temp.atomic_txn follows, it is read once and remembered until the
+** transaction ends: within a transaction only this connection can change
+** the schema, and reading it costs as much as a small statement.
+*/
+static int atomic_schema_now(AtomicConn *p, int *piVersion){
+  int rc;
+  if( p->bSchema ){
+    *piVersion = p->iSchema;
+    return SQLITE_OK;
+  }
+  rc = atomic_schema_version(p, piVersion);
+  if( rc==SQLITE_OK && p->bJoined ){
+    p->iSchema = *piVersion;
+    p->bSchema = 1;
+  }
+  return rc;
+}
+
+/*
 ** True if the kept statement of pSql may no longer describe the schema,
 ** so that it must be prepared again to check that its tables still exist
 ** (C1).  SQLite expires every statement when the TEMP schema changes, and
-** a change of main's schema changes its schema_version.  (A change to the
-** schema of an ATTACHed database is not seen here; the callback then fails
-** when it runs.)
+** a change of main's schema changes its schema_version, which is read once
+** per transaction (atomic_schema_now).  Not seen, so that the callback
+** fails when it runs instead of when it is queued: a change to the schema
+** of an ATTACHed database, and one made in the same transaction after the
+** text was first checked in it.
 */
 static int atomic_sql_stale(AtomicConn *p, AtomicSql *pSql){
   int iSchema = 0;
@@ -223,7 +245,7 @@ static int atomic_sql_stale(AtomicConn *p, AtomicSql *pSql){
 # endif
   if( sqlite3_expired(pSql->pStmt) ) return 1;
 #endif
-  if( atomic_schema_version(p, &iSchema)!=SQLITE_OK ) return 1;
+  if( atomic_schema_now(p, &iSchema)!=SQLITE_OK ) return 1;
   return iSchema!=pSql->iSchema;
 }
 
@@ -322,7 +344,7 @@ static int atomic_sql_get(AtomicConn *p, const char *zSql, int nSql,
     p->nSql++;
   }
   pSql->nParam = sqlite3_bind_parameter_count(pStmt);
-  if( atomic_schema_version(p, &pSql->iSchema)!=SQLITE_OK ) pSql->iSchema = -1;
+  if( atomic_schema_now(p, &pSql->iSchema)!=SQLITE_OK ) pSql->iSchema = -1;
   atomic_sql_keep(pSql, pStmt);
   *ppOut = pSql;
   return SQLITE_OK;

@@ -93,6 +93,7 @@ static int txnCreate(sqlite3 *db, void *pAux, int argc,
   if( rc==SQLITE_OK ){
     AtomicConn *p = (AtomicConn*)pAux;
     p->bJoined = 1;
+    p->bSchema = 0;
     p->nLevel = 0;
   }
   return rc;
@@ -191,6 +192,7 @@ static int txnUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
 static int txnBegin(sqlite3_vtab *pVtab){
   AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
   p->bJoined = 1;
+  p->bSchema = 0;
   p->nLevel = 0;
   return SQLITE_OK;
 }
@@ -210,6 +212,7 @@ static int txnSync(sqlite3_vtab *pVtab){
 */
 static void atomic_txn_ended(AtomicConn *p, int bCommit){
   p->bJoined = 0;
+  p->bSchema = 0;
   p->nLevel = 0;
   p->nManual = 0;
   p->bRollback = 0;
