@@ -17,6 +17,10 @@
 **             every 10th leaving with atomic_exit(0)
 ** deep        one operation is N nested atomic_enter() then N atomic_exit()
 ** memory      N on_commit() queued in one block; prints bytes= as well
+** discard...  with WARM callbacks queued in an outer block, one operation
+**             is an inner block that queues one callback and rolls back:
+**             the cost of discarding k=1 callback, whatever else is queued
+**             (cases discard10 and discard1000000)
 **
 ** WARM operations (for batch and deep: one operation of WARM items or
 ** levels) run before the measured phase.  See common.h.
@@ -140,8 +144,22 @@ int main(int argc, char **argv){
     nByte = sqlite3_memory_used() - nBefore;
     run(pExitFail);               /* Discard them all */
     expect_rows("log", 0);
+  }else if( strncmp(zCase, "discard", 7)==0 ){
+    int i;
+    run(pEnter);
+    for(i=0; i<nWarm; i++) run_i(pOnCommit, -1-i);
+    bench_start();
+    for(i=0; i<n; i++){
+      run(pEnter);
+      run_i(pOnCommit, i);
+      run(pExitFail);
+    }
+    bench_stop();
+    run(pExitFail);
+    expect_rows("log", 0);
   }else{
-    usage(argv[0], "inner outer_mem outer_wal callback batch deep memory");
+    usage(argv[0], "inner outer_mem outer_wal callback batch deep memory "
+                   "discard10 discard1000000");
   }
   if( !sqlite3_get_autocommit(db) ) die("a transaction was left open");
   close_db();
