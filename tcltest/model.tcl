@@ -40,19 +40,30 @@
 #   M(msgs)     sqlite3_log() messages the current step must produce
 #
 # A callback is {kind arg robust depth}: kind log inserts arg into log,
-# kind boom inserts arg into boom (its CHECK fails for the -1 we use) and
-# kind tins inserts arg into t (it fails if that key exists when it runs).
+# kind boom inserts arg into boom (its CHECK fails for the -1 we use),
+# kind tins inserts row (arg, NULL) into t (it fails if that key exists
+# when it runs) and kind tcb inserts (arg, arg) into t, whose trigger
+# then calls on_commit() from a writing statement with no block open (C5),
+# which fails the callback.
 #
 # HOW THE RULES MAP
 #
-#   model_enter       E1, E2, E3, X5        model_exit       X1-X3, X5, C7
-#   model_set_rb      F1, F2, F3            model_get_rb     F1
-#   model_on_commit   C1-C4, F3, X5         model_insert     C5, C6, F3, X5
-#   model_savepoint   S1, F3, X5            model_sp_end     S2, P4, C6
-#   model_clean       S3, P3                model_autocommit L1, L2, C9, P3
-#   model_commit      L1, L3, P2, C9, F3    model_rollback   L1, L3, C10
-#   model_raw*        L1, X5, C6, C9, P3, P4 (raw SQL from outside)
-#   model_close       N3, C10               model_config     section 2
+#   model_enter          E1, E2, E3, X5
+#   model_exit           X1, X2, X3, X5, C7, C10
+#   model_set_rb         F1, F2, F3
+#   model_get_rb         F1
+#   model_on_commit      C2, C3, C4, F3, X5
+#   model_on_commit_rows the same, once per row of a query (A2's pattern)
+#   model_insert         C5, C6, F3, X5 (triggers, INSERT OR ROLLBACK)
+#   model_savepoint      S1, F3, X5
+#   model_sp_end         S2, P4, C6, F3, X5
+#   model_clean          S3, P3
+#   model_autocommit     L1, L2, C9, P3
+#   model_commit         L1, L3, P2, C7, C9, F3
+#   model_rollback       L1, L3, C10
+#   model_raw*           L1, X5, C6, C9, P3, P4 (raw SQL from outside)
+#   model_close          N3, C10
+#   model_config         section 2 (atomic_config)
 #
 # Left out on purpose: arguments of the wrong type (R7, other files),
 # statements that write and call transaction control (E4), callbacks that
@@ -83,6 +94,7 @@
 set ::MODEL_SQL(log)  {INSERT INTO log VALUES(?1)}
 set ::MODEL_SQL(boom) {INSERT INTO boom VALUES(?1)}
 set ::MODEL_SQL(tins) {INSERT INTO t(a) VALUES(?1)}
+set ::MODEL_SQL(tcb)  {INSERT INTO t VALUES(?1, ?1)}
 
 set ::MODEL_F3 "An error occurred in the current transaction. You can't\
 execute queries until the end of the 'atomic' block."
@@ -239,6 +251,12 @@ proc model_foreign_end {bCommit} {
 # The model: callbacks
 #
 
+# A message to sqlite3_log().  SQLite formats it into a buffer of 210
+# bytes, so a longer one loses its end.
+proc model_log {msg} {
+  lappend ::M(msgs) [string range $msg 0 208]
+}
+
 # C3, C7: run one callback in autocommit mode.  Returns "" or the error.
 proc model_cb_run {cb} {
   global M
@@ -249,6 +267,10 @@ proc model_cb_run {cb} {
     tins {
       if {[dict exists $M(t) $arg]} { return "UNIQUE constraint failed: t.a" }
       dict set M(t) $arg -
+    }
+    tcb {
+      if {[dict exists $M(t) $arg]} { return "UNIQUE constraint failed: t.a" }
+      return [model_trigger_err]
     }
   }
   return ""
@@ -266,8 +288,7 @@ proc model_run_list {list} {
     if {$err eq ""} continue
     set sql $::MODEL_SQL([lindex $cb 0])
     if {[lindex $cb 2]} {
-      lappend M(msgs) "Error calling $sql in on_commit() during\
-transaction ($err)."
+      model_log "Error calling $sql in on_commit() during transaction ($err)."
     } else {
       set left [expr {$n-$i-1}]
       set s [expr {$left==1 ? " was" : "s were"}]
@@ -456,9 +477,24 @@ proc model_on_commit {bRobust kind arg} {
   set err [model_cb_run $cb]
   if {$err ne ""} {
     if {!$bRobust} { return [list 1 $err] }
-    lappend M(msgs) "Error calling $::MODEL_SQL($kind) in on_commit() ($err)."
+    model_log "Error calling $::MODEL_SQL($kind) in on_commit() ($err)."
   }
   return {0 0}
+}
+
+# C2, C3, A2's batch pattern: one on_commit() call per row of a read-only
+# query, SELECT on_commit(SQL, a+OFFSET) FROM t ORDER BY a (boom: -a).
+# A read-only statement undoes nothing when it fails: what the calls
+# before the failing one did stays.
+proc model_on_commit_rows {bRobust kind offset} {
+  set res {}
+  foreach a [lsort -integer [dict keys $::M(t)]] {
+    set arg [expr {$kind eq "boom" ? -$a : $a+$offset}]
+    set r [model_on_commit $bRobust $kind $arg]
+    if {[lindex $r 0]} { return $r }
+    lappend res [lindex $r 1]
+  }
+  list 0 $res
 }
 
 # What the trigger's on_commit() says when a row fires it: "" if the
@@ -479,14 +515,19 @@ statement>; SELECT atomic_exit();"
 # trigger, which queues on_commit('INSERT INTO log VALUES(?1)', b).  The
 # statement is all or nothing: a duplicate key or a refused callback on
 # any row undoes the rows before it and the callbacks their triggers
-# queued.  With no transaction open it commits at once.
-proc model_insert {rows} {
+# queued.  With no transaction open it commits at once.  With
+# bRollback, INSERT OR ROLLBACK: a duplicate key makes SQLite roll back
+# the whole transaction, behind the blocks' back (X5).
+proc model_insert {rows {bRollback 0}} {
   global M
   set t $M(t)
   set queued {}
   foreach row $rows {
     lassign $row a b
-    if {[dict exists $t $a]} { return {1 {UNIQUE constraint failed: t.a}} }
+    if {[dict exists $t $a]} {
+      if {$bRollback && $M(txn)} { model_foreign_end 0 }
+      return {1 {UNIQUE constraint failed: t.a}}
+    }
     dict set t $a $b
     if {$b ne "-"} {
       set err [model_trigger_err]
@@ -496,6 +537,12 @@ proc model_insert {rows} {
   }
   set M(t) $t
   lappend M(pending) {*}$queued
+  return {0 {}}
+}
+
+# DELETE FROM t WHERE a=K: a plain write, undone by rollbacks like any
+proc model_delete {k} {
+  dict unset ::M(t) $k
   return {0 {}}
 }
 
@@ -701,7 +748,10 @@ proc model_apply {op} {
     enter    { model_enter {*}$args }
     exit     { model_exit {*}$args }
     ins      { model_insert [lindex $op 1] }
+    insr     { model_insert [lindex $op 1] 1 }
+    del      { model_delete [lindex $op 1] }
     oc       { model_on_commit {*}$args }
+    ocsel    { model_on_commit_rows {*}$args }
     setrb    { model_set_rb [lindex $op 1] }
     sp       { model_savepoint }
     spc      { model_sp_end 0 [lindex $op 1] }
@@ -797,19 +847,29 @@ proc model_op_sql {op} {
   switch -- [lindex $op 0] {
     enter    { return "SELECT atomic_enter([join $a {, }]);" }
     exit     { return "SELECT atomic_exit([join $a {, }]);" }
-    ins {
+    ins - insr {
       set v {}
       foreach row [lindex $op 1] {
         lassign $row x y
         if {$y eq "-"} { set y NULL }
         lappend v "($x,$y)"
       }
+      if {[lindex $op 0] eq "insr"} {
+        return "INSERT OR ROLLBACK INTO t VALUES[join $v ,];"
+      }
       return "INSERT INTO t VALUES[join $v ,];"
     }
+    del      { return "DELETE FROM t WHERE a=$a;" }
     oc {
       lassign $a robust kind arg
       set fn [expr {$robust ? "on_commit_robust" : "on_commit"}]
       return "SELECT $fn\('$::MODEL_SQL($kind)', $arg);"
+    }
+    ocsel {
+      lassign $a robust kind offset
+      set fn [expr {$robust ? "on_commit_robust" : "on_commit"}]
+      set arg [expr {$kind eq "boom" ? "-a" : "a+$offset"}]
+      return "SELECT $fn\('$::MODEL_SQL($kind)', $arg) FROM t ORDER BY a;"
     }
     setrb    { return "SELECT set_rollback($a);" }
     sp       { return "SELECT savepoint();" }
@@ -916,26 +976,45 @@ proc model_check {ops} {
   return ""
 }
 
-# Shrink a failing sequence: drop chunks of steps, then single steps, for
-# as long as it still fails.
+# Shrink a failing sequence: drop halves, quarters, ... of it, then any
+# run of up to three steps, then any two steps apart (an enter and its
+# exit), for as long as it still fails.
 proc model_shrink {ops} {
   set chunk [expr {[llength $ops]/2}]
-  if {$chunk<1} { set chunk 1 }
-  while 1 {
-    set progress 0
+  while {$chunk>3} {
     set i 0
     while {$i<[llength $ops]} {
       set try [lreplace $ops $i [expr {$i+$chunk-1}]]
       if {[llength $try] && [model_check $try] ne ""} {
         set ops $try
-        set progress 1
       } else {
         incr i $chunk
       }
     }
-    if {!$progress} {
-      if {$chunk==1} break
-      set chunk [expr {$chunk/2}]
+    set chunk [expr {$chunk/2}]
+  }
+  set progress 1
+  while {$progress} {
+    set progress 0
+    foreach size {3 2 1} {
+      for {set i 0} {$i+$size<=[llength $ops]} {incr i} {
+        set try [lreplace $ops $i [expr {$i+$size-1}]]
+        if {[llength $try] && [model_check $try] ne ""} {
+          set ops $try
+          set progress 1
+          incr i -1
+        }
+      }
+    }
+    for {set i 0} {$i<[llength $ops]} {incr i} {
+      for {set j [expr {$i+2}]} {$j<[llength $ops]} {incr j} {
+        set try [lreplace [lreplace $ops $j $j] $i $i]
+        if {[llength $try] && [model_check $try] ne ""} {
+          set ops $try
+          set progress 1
+          incr j -1
+        }
+      }
     }
   }
   return $ops
@@ -989,7 +1068,10 @@ proc model_gen_op {} {
     enter    [expr {$n==0 ? 14 : ($n<5 ? 8 : 1)}] \
     exit     [expr {$n>0 ? 12 : 1}] \
     ins      8 \
+    insr     0.6 \
+    del      1.5 \
     oc       [expr {$n>0 ? 10 : 3}] \
+    ocsel    1 \
     setrb    [expr {$n>0 ? 3 : 0.5}] \
     sp       [expr {$txn ? 4 : 1}] \
     spc      [expr {$M(serial)>0 ? 2.5 : 0.3}] \
@@ -1045,8 +1127,11 @@ proc model_gen_op {} {
         4 { return [list enter $s $d] }
       }
     }
-    exit { return [model_pick {exit exit {exit 1} {exit 0} {exit 0}}] }
-    ins {
+    exit {
+      return [model_pick {exit exit {exit 1} {exit 0} {exit 0} {exit 0} {exit '0'} {exit 2}}]
+    }
+    del { return [list del [expr {1+[model_rand 10]}]] }
+    ins - insr {
       set rows {}
       set nrow [expr {1+[model_rand 3]}]
       for {set i 0} {$i<$nrow} {incr i} {
@@ -1054,17 +1139,23 @@ proc model_gen_op {} {
         if {[model_chance 0.45]} { set b [incr ::MODEL_NEXT] }
         lappend rows [list [expr {1+[model_rand 10]}] $b]
       }
-      return [list ins $rows]
+      return [list $k $rows]
     }
     oc {
       set robust [model_chance 0.35]
-      set kinds {log log log log log log boom tins tins}
-      if {$::MODEL_PROFILE eq "callbacks"} { set kinds {log log log boom tins} }
+      set kinds {log log log log log log boom tins tins tcb}
+      if {$::MODEL_PROFILE eq "callbacks"} { set kinds {log log log boom tins tcb} }
       switch -- [model_pick $kinds] {
         log  { return [list oc $robust log [incr ::MODEL_NEXT]] }
         boom { return [list oc $robust boom -1] }
         tins { return [list oc $robust tins [expr {1+[model_rand 12]}]] }
+        tcb  { return [list oc $robust tcb [expr {1+[model_rand 12]}]] }
       }
+    }
+    ocsel {
+      set robust [model_chance 0.35]
+      if {[model_chance 0.2]} { return [list ocsel $robust boom 0] }
+      return [list ocsel $robust log [expr {1000*[incr ::MODEL_NEXT]}]]
     }
     setrb { return [list setrb [model_pick {0 1 1}]] }
     sp { return sp }
@@ -1116,6 +1207,7 @@ proc model_run_seed {seed} {
   expr {srand($seed)}
   set ::MODEL_NEXT 0
   set ::MODEL_PROFILE [model_pick {mixed manual savepoints callbacks}]
+  set ::MODEL_TRACE {}
   ext_new_db
   model_new_db
   set ops {}
