@@ -47,7 +47,11 @@ void atomic_block_pop(AtomicConn *p){
   p->nBlock--;
   if( p->nBlock==0 ){
     p->bOwner = 0;
-    p->eOrphan = ATOMIC_ORPHAN_NONE;
+    if( p->eOrphan ){
+      /* After the last orphan the connection works normally (X5) */
+      p->eOrphan = ATOMIC_ORPHAN_NONE;
+      p->bRollback = p->bBroken = 0;
+    }
   }
   if( p->nManual ) atomic_manual_clamp(p);
 }

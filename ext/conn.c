@@ -108,7 +108,10 @@ AtomicConn *atomic_conn_new(sqlite3 *db){
   p->db = db;
   sqlite3_randomness(sizeof(r), &r);
   sqlite3_snprintf(sizeof(p->zPrefix), p->zPrefix, "s%08x", r);
-  sqlite3_snprintf(sizeof(p->zSpName), p->zSpName, "atomic_%08x", r);
+  /* Short, because SQLite compares it on every RELEASE and ROLLBACK TO;
+  ** a raw savepoint that happens to have the same name only costs extra
+  ** statements (atomic_sp_close) */
+  sqlite3_snprintf(sizeof(p->zSpName), p->zSpName, "_a%04x", r & 0xffff);
   return p;
 }
 

@@ -575,8 +575,10 @@ int atomic_queue_run_ready(AtomicConn *p, char **pzErr){
     pCb->pNext = 0;
     rc = atomic_callback_run(p, pCb, &zErr);
     if( rc!=SQLITE_OK && pCb->bRobust ){
+      char zClip[ATOMIC_CLIP+4];
       sqlite3_log(rc, "Error calling %s in on_commit() during transaction "
-                  "(%s).", pCb->pSql->zSql, zErr ? zErr : "out of memory");
+                  "(%s).", atomic_clip(pCb->pSql->zSql, zClip),
+                  zErr ? zErr : "out of memory");
       rc = SQLITE_OK;
     }else if( rc!=SQLITE_OK ){
       int nLeft = 0;
@@ -677,8 +679,9 @@ static void atomic_on_commit(sqlite3_context *ctx, int argc,
   if( rc==SQLITE_OK ){
     sqlite3_result_int(ctx, 0);
   }else if( bRobust ){
-    sqlite3_log(rc, "Error calling %s in on_commit() (%s).", pSql->zSql,
-                zErr ? zErr : "out of memory");
+    char zClip[ATOMIC_CLIP+4];
+    sqlite3_log(rc, "Error calling %s in on_commit() (%s).",
+                atomic_clip(pSql->zSql, zClip), zErr ? zErr : "out of memory");
     sqlite3_result_int(ctx, 0);
   }else if( zErr==0 ){
     sqlite3_result_error_nomem(ctx);

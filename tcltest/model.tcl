@@ -909,7 +909,7 @@ proc ext_apply {op} {
     # it from the statement the extension keeps prepared, if it has one
     set ::MODEL_BLKNAME [db onecolumn {
       SELECT substr(sql, 11) FROM sqlite_stmt
-       WHERE sql GLOB 'SAVEPOINT atomic_[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
+       WHERE sql GLOB 'SAVEPOINT _a[0-9a-f][0-9a-f][0-9a-f][0-9a-f]'
     }]
   }
   set rc [catch { db eval [model_op_sql $op] } res]
@@ -1239,7 +1239,7 @@ proc model_sequence {seed} {
   puts "  operations: $small"
   puts "  reproduction (savepoint ids and the blocks' savepoint name are random"
   puts "  per connection: use the id savepoint() returns and the name"
-  puts "  SELECT sql FROM sqlite_stmt WHERE sql LIKE 'SAVEPOINT atomic%' shows):"
+  puts "  SELECT sql FROM sqlite_stmt WHERE sql GLOB 'SAVEPOINT _a*' shows):"
   foreach line [split [model_repro $small] \n] { puts "    $line" }
   return "seed $seed step $step: $diff"
 }

@@ -133,7 +133,7 @@ proc trace_stop {} {
   foreach sql $::TRACE {
     if {![string match "-- *" $sql]} continue
     set sql [string range $sql 3 end]
-    regsub -all {atomic_[0-9a-f]{8}} $sql atomic_SP sql
+    regsub -all {_a[0-9a-f]{4}} $sql atomic_SP sql
     regsub -all {s[0-9a-f]{8}_x} $sql SID_x sql
     lappend res $sql
   }
