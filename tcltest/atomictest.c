@@ -23,6 +23,12 @@
 **   atomictest_handle DB          the sqlite3* of Tcl connection DB, for
 **                                 the commands above
 **   atomictest_limit DB length N  sqlite3_limit(SQLITE_LIMIT_LENGTH, N)
+**   atomictest_faultvfs           register the VFS "faulty": the default
+**                                 VFS, except that it can fail writes
+**   atomictest_faultvfs CODE N    the Nth write or sync through "faulty"
+**                                 from now fails with result code CODE
+**                                 (N=0: none); returns the writes and syncs
+**                                 seen since the previous call
 */
 #include <tcl.h>
 #include <sqlite3.h>
@@ -285,7 +291,152 @@ static int LimitCmd(ClientData cd, Tcl_Interp *interp, int objc,
   return TCL_OK;
 }
 
+/*
+** The VFS "faulty": every method goes to the default VFS, but the Nth
+** xWrite or xSync from the moment atomictest_faultvfs armed it fails with
+** the chosen code, to reproduce a full disk or an I/O error at COMMIT.
+*/
+typedef struct FaultyFile FaultyFile;
+struct FaultyFile {
+  sqlite3_file base;        /* Base class: pMethods is faultyIo */
+  sqlite3_file *pReal;      /* The default VFS's file, right after us */
+};
+static sqlite3_vfs faultyVfs;
+static sqlite3_vfs *pDefaultVfs = 0;
+static int faultCode = 0;   /* Result code of the fault */
+static int faultCountdown = 0;  /* Fail when this reaches 0 from 1 */
+static int faultSeen = 0;   /* Writes and syncs since the last call */
+
+static int faultNow(void){
+  faultSeen++;
+  return faultCountdown>0 && --faultCountdown==0;
+}
+#define REAL(f) (((FaultyFile*)(f))->pReal)
+static int fClose(sqlite3_file *f){ return REAL(f)->pMethods->xClose(REAL(f)); }
+static int fRead(sqlite3_file *f, void *p, int n, sqlite3_int64 o){
+  return REAL(f)->pMethods->xRead(REAL(f), p, n, o);
+}
+static int fWrite(sqlite3_file *f, const void *p, int n, sqlite3_int64 o){
+  if( faultNow() ) return faultCode;
+  return REAL(f)->pMethods->xWrite(REAL(f), p, n, o);
+}
+static int fTruncate(sqlite3_file *f, sqlite3_int64 n){
+  return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int fSync(sqlite3_file *f, int flags){
+  if( faultNow() ) return faultCode==SQLITE_FULL ? SQLITE_FULL : SQLITE_IOERR_FSYNC;
+  return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int fFileSize(sqlite3_file *f, sqlite3_int64 *p){
+  return REAL(f)->pMethods->xFileSize(REAL(f), p);
+}
+static int fLock(sqlite3_file *f, int e){ return REAL(f)->pMethods->xLock(REAL(f), e); }
+static int fUnlock(sqlite3_file *f, int e){ return REAL(f)->pMethods->xUnlock(REAL(f), e); }
+static int fCheckReservedLock(sqlite3_file *f, int *p){
+  return REAL(f)->pMethods->xCheckReservedLock(REAL(f), p);
+}
+static int fFileControl(sqlite3_file *f, int op, void *p){
+  return REAL(f)->pMethods->xFileControl(REAL(f), op, p);
+}
+static int fSectorSize(sqlite3_file *f){
+  return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int fDeviceCharacteristics(sqlite3_file *f){
+  return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static const sqlite3_io_methods faultyIo = {
+  1, fClose, fRead, fWrite, fTruncate, fSync, fFileSize, fLock, fUnlock,
+  fCheckReservedLock, fFileControl, fSectorSize, fDeviceCharacteristics,
+  0, 0, 0, 0, 0, 0
+};
+static int fOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *f,
+                 int flags, int *pOutFlags){
+  FaultyFile *p = (FaultyFile*)f;
+  int rc;
+  (void)pVfs;
+  p->pReal = (sqlite3_file*)&p[1];
+  rc = pDefaultVfs->xOpen(pDefaultVfs, zName, p->pReal, flags, pOutFlags);
+  p->base.pMethods = p->pReal->pMethods ? &faultyIo : 0;
+  return rc;
+}
+static int fDelete(sqlite3_vfs *v, const char *z, int s){
+  (void)v; return pDefaultVfs->xDelete(pDefaultVfs, z, s);
+}
+static int fAccess(sqlite3_vfs *v, const char *z, int f, int *r){
+  (void)v; return pDefaultVfs->xAccess(pDefaultVfs, z, f, r);
+}
+static int fFullPathname(sqlite3_vfs *v, const char *z, int n, char *o){
+  (void)v; return pDefaultVfs->xFullPathname(pDefaultVfs, z, n, o);
+}
+static int fRandomness(sqlite3_vfs *v, int n, char *o){
+  (void)v; return pDefaultVfs->xRandomness(pDefaultVfs, n, o);
+}
+static int fSleep(sqlite3_vfs *v, int n){
+  (void)v; return pDefaultVfs->xSleep(pDefaultVfs, n);
+}
+static int fCurrentTime(sqlite3_vfs *v, double *p){
+  (void)v; return pDefaultVfs->xCurrentTime(pDefaultVfs, p);
+}
+static int fGetLastError(sqlite3_vfs *v, int n, char *z){
+  (void)v; return pDefaultVfs->xGetLastError(pDefaultVfs, n, z);
+}
+/* Loading an extension goes through the connection's VFS */
+static void *fDlOpen(sqlite3_vfs *v, const char *z){
+  (void)v; return pDefaultVfs->xDlOpen(pDefaultVfs, z);
+}
+static void fDlError(sqlite3_vfs *v, int n, char *z){
+  (void)v; pDefaultVfs->xDlError(pDefaultVfs, n, z);
+}
+static void (*fDlSym(sqlite3_vfs *v, void *h, const char *z))(void){
+  (void)v; return pDefaultVfs->xDlSym(pDefaultVfs, h, z);
+}
+static void fDlClose(sqlite3_vfs *v, void *h){
+  (void)v; pDefaultVfs->xDlClose(pDefaultVfs, h);
+}
+
+static int FaultVfsCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                       Tcl_Obj *const objv[]){
+  (void)cd;
+  if( objc==1 ){
+    if( pDefaultVfs==0 ){
+      pDefaultVfs = sqlite3_vfs_find(0);
+      memset(&faultyVfs, 0, sizeof(faultyVfs));
+      faultyVfs.iVersion = 1;
+      faultyVfs.szOsFile = (int)sizeof(FaultyFile) + pDefaultVfs->szOsFile;
+      faultyVfs.mxPathname = pDefaultVfs->mxPathname;
+      faultyVfs.zName = "faulty";
+      faultyVfs.xOpen = fOpen;
+      faultyVfs.xDelete = fDelete;
+      faultyVfs.xAccess = fAccess;
+      faultyVfs.xDlOpen = fDlOpen;
+      faultyVfs.xDlError = fDlError;
+      faultyVfs.xDlSym = fDlSym;
+      faultyVfs.xDlClose = fDlClose;
+      faultyVfs.xFullPathname = fFullPathname;
+      faultyVfs.xRandomness = fRandomness;
+      faultyVfs.xSleep = fSleep;
+      faultyVfs.xCurrentTime = fCurrentTime;
+      faultyVfs.xGetLastError = fGetLastError;
+      sqlite3_vfs_register(&faultyVfs, 0);
+    }
+    return TCL_OK;
+  }
+  if( objc!=3 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "?CODE N?");
+    return TCL_ERROR;
+  }
+  if( Tcl_GetIntFromObj(interp, objv[1], &faultCode)
+   || Tcl_GetIntFromObj(interp, objv[2], &faultCountdown)
+  ){
+    return TCL_ERROR;
+  }
+  Tcl_SetObjResult(interp, Tcl_NewIntObj(faultSeen));
+  faultSeen = 0;
+  return TCL_OK;
+}
+
 int Atomictest_Init(Tcl_Interp *interp){
+  Tcl_CreateObjCommand(interp, "atomictest_faultvfs", FaultVfsCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_limit", LimitCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_errcode", ErrcodeCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_handle", HandleCmd, 0, 0);
