@@ -30,6 +30,7 @@
 ** TABLES
 **
 **   atomic_pending      one row per queued callback (pending.c)
+**   atomic_close_guard  the same module again, internal (pending.c)
 **   temp.atomic_txn     follows the transaction for the extension (txn.c)
 **
 ** Example:

@@ -112,9 +112,9 @@ typedef struct AtomicValue AtomicValue;
 
 /*
 ** Cached statements owned by the connection state.  They stay prepared for
-** the life of the connection; the atomic_pending module finalizes them when
-** sqlite3_close() disconnects it, which SQLite does before it checks for
-** unfinalized statements (see pending.c).
+** the life of the connection; the eponymous table atomic_close_guard
+** finalizes them when sqlite3_close() disconnects it, which SQLite does
+** before it checks for unfinalized statements (see pending.c).
 */
 #define ATOMIC_STMT_BEGIN       0   /* BEGIN <transaction_mode> */
 #define ATOMIC_STMT_COMMIT      1   /* COMMIT */
@@ -256,7 +256,7 @@ struct AtomicConn {
   /* The transaction as temp.atomic_txn sees it */
   u8 bJoined;               /* temp.atomic_txn is in this transaction */
   u8 bExpectEnd;            /* Our own COMMIT or ROLLBACK is running */
-  u8 bGuard;                /* atomic_pending is connected (pending.c) */
+  u8 bGuard;                /* Instances of atomic_pending/_close_guard */
   AtomicLevel *aLevel;      /* Open savepoints, outermost first */
   int nLevel;               /* Entries in aLevel[] */
   int nLevelAlloc;          /* Slots allocated in aLevel[] */

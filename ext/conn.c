@@ -12,10 +12,10 @@
 **
 ** Statements the extension runs often (BEGIN, COMMIT, SAVEPOINT, ...) are
 ** prepared once and kept.  A kept statement would make sqlite3_close()
-** fail with SQLITE_BUSY, so the eponymous table atomic_pending is always
-** connected before a statement is kept: sqlite3_close() disconnects
-** virtual tables before it looks for unfinalized statements, and the
-** xDisconnect of atomic_pending finalizes them (pending.c).
+** fail with SQLITE_BUSY, so the eponymous table atomic_close_guard is
+** always connected before a statement is kept: sqlite3_close() disconnects
+** virtual tables before it looks for unfinalized statements, and its
+** xDisconnect finalizes them (pending.c).
 */
 #include "atomicInt.h"
 #include <stdarg.h>
@@ -154,14 +154,15 @@ void atomic_finalize_all(AtomicConn *p){
 }
 
 /*
-** Make sure atomic_pending is connected, so that kept statements are
-** finalized by sqlite3_close().  Returns SQLITE_OK, or an error if the
+** Make sure atomic_close_guard (pending.c) is connected, so that kept
+** statements are finalized by sqlite3_close().  Returns SQLITE_OK, or an error if the
 ** table cannot be connected (then nothing may be kept).
 */
 int atomic_guard(AtomicConn *p){
   if( p->bGuard==0 ){
     sqlite3_stmt *pStmt = 0;
-    int rc = sqlite3_prepare_v2(p->db, "SELECT 0 FROM main.atomic_pending",
+    int rc = sqlite3_prepare_v2(p->db,
+                                "SELECT 0 FROM main.atomic_close_guard",
                                 -1, &pStmt, 0);
     sqlite3_finalize(pStmt);
     if( rc!=SQLITE_OK ) return rc;

@@ -23,11 +23,12 @@
 ** (SELECT atomic_exit(0) FROM atomic_pending) stays valid until the cursor
 ** closes.
 **
-** The table has a second job.  While it is connected, the connection
-** state may keep prepared statements (conn.c).  SQLite disconnects
-** virtual tables in sqlite3_close() before it checks for unfinalized
-** statements, and xDisconnect here finalizes them, so sqlite3_close()
-** returns SQLITE_OK whatever state the connection is in.
+** The module has a second job, under the name atomic_close_guard.  While
+** an instance is connected, the connection state may keep prepared
+** statements (conn.c).  SQLite disconnects virtual tables in
+** sqlite3_close() before it checks for unfinalized statements, and
+** xDisconnect here finalizes them when the last instance goes, so
+** sqlite3_close() returns SQLITE_OK whatever state the connection is in.
 */
 #include "atomicInt.h"
 
@@ -207,10 +208,21 @@ static sqlite3_module atomicPendingModule = {
 };
 
 /*
-** Register atomic_pending on db.  The module holds one reference to p.
+** Register atomic_pending on db, and the same module again as
+** atomic_close_guard, the instance the connection state connects to keep
+** statements (conn.c): an application's own table named atomic_pending
+** would hide the first one, but nobody names a table atomic_close_guard.
+** Each registration holds one reference to p.
 */
 int atomic_pending_register(sqlite3 *db, AtomicConn *p){
+  int rc;
   atomic_conn_ref(p);
-  return sqlite3_create_module_v2(db, "atomic_pending", &atomicPendingModule,
-                                  p, atomic_conn_unref);
+  rc = sqlite3_create_module_v2(db, "atomic_pending", &atomicPendingModule,
+                                p, atomic_conn_unref);
+  if( rc==SQLITE_OK ){
+    atomic_conn_ref(p);
+    rc = sqlite3_create_module_v2(db, "atomic_close_guard",
+                                  &atomicPendingModule, p, atomic_conn_unref);
+  }
+  return rc;
 }
