@@ -311,8 +311,6 @@ const char *atomic_orphan_text(AtomicConn *p);
 void atomic_error(sqlite3_context *ctx, int rc, const char *zFmt, ...);
 void atomic_error_db(sqlite3_context *ctx, AtomicConn *p, int rc,
                      const char *zFunc);
-int atomic_arg_int(sqlite3_context *ctx, const char *zFunc,
-                   const char *zArg, sqlite3_value *pVal, i64 *piOut);
 int atomic_arg_bool(sqlite3_context *ctx, const char *zFunc,
                     const char *zArg, sqlite3_value *pVal, int *pbOut);
 void *atomic_malloc(i64 n);

@@ -438,22 +438,6 @@ static int atomic_parse_int(sqlite3_value *pVal, i64 *piOut){
 }
 
 /*
-** Read integer argument zArg of function zFunc.  On failure set the error
-** of ctx and return non-zero.
-*/
-int atomic_arg_int(sqlite3_context *ctx, const char *zFunc,
-                   const char *zArg, sqlite3_value *pVal, i64 *piOut){
-  int rc = atomic_parse_int(pVal, piOut);
-  if( rc==SQLITE_NOMEM ){
-    sqlite3_result_error_nomem(ctx);
-  }else if( rc!=SQLITE_OK ){
-    atomic_error(ctx, SQLITE_ERROR, "%s(): %s must be an integer",
-                 zFunc, zArg);
-  }
-  return rc!=SQLITE_OK;
-}
-
-/*
 ** Read boolean argument zArg of function zFunc: an integer form, 0 for
 ** false and any other value for true.  On failure set the error of ctx
 ** and return non-zero.
