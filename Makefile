@@ -89,7 +89,7 @@ clean-bin:
 	rm -f atomic.so atomic_test.so tcltest/atomictest.so tcltest/static_host
 
 clean: clean-bin
-	rm -rf tcltest/testdir
+	rm -rf testdir tcltest/testdir
 	-$(MAKE) -s -C bench clean
 
 .PHONY: all demo test test-asan test-valgrind fuzz bench clean clean-bin \

@@ -60,7 +60,7 @@ proc start_next {} {
   set f [lindex $queue 0]
   set queue [lrange $queue 1 end]
   set name [file rootname [file tail $f]]
-  set dir [file join $testdir testdir $name]
+  set dir [file join [file dirname $testdir] testdir $name]
   file delete -force $dir
   file mkdir $dir
   set cmd [concat $prefix [list $tclsh $f]]

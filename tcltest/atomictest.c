@@ -249,29 +249,23 @@ static int getTclDb(Tcl_Interp *interp, Tcl_Obj *pName, sqlite3 **pDb){
   return TCL_OK;
 }
 
-static int ErrcodeCmd(ClientData cd, Tcl_Interp *interp, int objc,
-                      Tcl_Obj *const objv[]){
+/*
+** atomictest_errcode DB and atomictest_handle DB: one command for both,
+** told apart by its client data.
+*/
+static int DbCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                 Tcl_Obj *const objv[]){
   sqlite3 *db;
-  (void)cd;
   if( objc!=2 ){
     Tcl_WrongNumArgs(interp, 1, objv, "DB");
     return TCL_ERROR;
   }
   if( getTclDb(interp, objv[1], &db) ) return TCL_ERROR;
-  Tcl_SetObjResult(interp, Tcl_NewIntObj(sqlite3_extended_errcode(db)));
-  return TCL_OK;
-}
-
-static int HandleCmd(ClientData cd, Tcl_Interp *interp, int objc,
-                     Tcl_Obj *const objv[]){
-  sqlite3 *db;
-  (void)cd;
-  if( objc!=2 ){
-    Tcl_WrongNumArgs(interp, 1, objv, "DB");
-    return TCL_ERROR;
+  if( cd ){
+    setPtr(interp, db);
+  }else{
+    Tcl_SetObjResult(interp, Tcl_NewIntObj(sqlite3_extended_errcode(db)));
   }
-  if( getTclDb(interp, objv[1], &db) ) return TCL_ERROR;
-  setPtr(interp, db);
   return TCL_OK;
 }
 
@@ -438,8 +432,8 @@ static int FaultVfsCmd(ClientData cd, Tcl_Interp *interp, int objc,
 int Atomictest_Init(Tcl_Interp *interp){
   Tcl_CreateObjCommand(interp, "atomictest_faultvfs", FaultVfsCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_limit", LimitCmd, 0, 0);
-  Tcl_CreateObjCommand(interp, "atomictest_errcode", ErrcodeCmd, 0, 0);
-  Tcl_CreateObjCommand(interp, "atomictest_handle", HandleCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_errcode", DbCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_handle", DbCmd, (void*)1, 0);
   Tcl_CreateObjCommand(interp, "atomictest_log_start", LogStartCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_log_take", LogTakeCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_memory_used", MemUsedCmd, 0, 0);
