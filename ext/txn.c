@@ -325,6 +325,15 @@ static sqlite3_module atomicTxnModule = {
 };
 
 /*
+** Create temp.atomic_txn if it does not exist.  Returns SQLITE_OK or the
+** error, with its message in sqlite3_errmsg().
+*/
+static int atomic_txn_create(AtomicConn *p){
+  return atomic_exec_sql(p,
+      "CREATE VIRTUAL TABLE IF NOT EXISTS temp.atomic_txn USING atomic_txn");
+}
+
+/*
 ** Register the atomic_txn module and create temp.atomic_txn.  A failure to
 ** create the table is not an error here: atomic_join() tries again.
 */
@@ -333,10 +342,7 @@ int atomic_txn_register(sqlite3 *db, AtomicConn *p){
   atomic_conn_ref(p);
   rc = sqlite3_create_module_v2(db, "atomic_txn", &atomicTxnModule, p,
                                 atomic_conn_unref);
-  if( rc==SQLITE_OK ){
-    atomic_exec_sql(p,
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.atomic_txn USING atomic_txn");
-  }
+  if( rc==SQLITE_OK ) atomic_txn_create(p);
   return rc;
 }
 
@@ -353,8 +359,7 @@ int atomic_join(AtomicConn *p){
   if( rc!=SQLITE_OK && !p->bJoined ){
     sqlite3_finalize(p->apStmt[ATOMIC_STMT_JOIN]);
     p->apStmt[ATOMIC_STMT_JOIN] = 0;
-    rc = atomic_exec_sql(p,
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.atomic_txn USING atomic_txn");
+    rc = atomic_txn_create(p);
     if( rc==SQLITE_OK && !p->bJoined ) rc = atomic_exec(p, ATOMIC_STMT_JOIN);
   }
   if( rc==SQLITE_OK && !p->bJoined ) rc = SQLITE_INTERNAL;
