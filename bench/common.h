@@ -55,6 +55,18 @@ static void bench_stop(void){
   bMeasuring = 0;
 }
 
+/*
+** The shape of most cases: x(nWarm, -nWarm) as the warm-up (negative
+** values, so that its rows do not meet the measured ones), then x(n, 0) as
+** the measured phase.
+*/
+static void measure(void (*x)(int nOp, int iBase), int n, int nWarm){
+  x(nWarm, -nWarm);
+  bench_start();
+  x(n, 0);
+  bench_stop();
+}
+
 static long long bench_ns(void){
   return (long long)(tStop.tv_sec - tStart.tv_sec)*1000000000LL
        + (tStop.tv_nsec - tStart.tv_nsec);

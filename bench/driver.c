@@ -40,8 +40,9 @@ static void load_extension(void){
   }
 }
 
-static void inner(int n){
+static void inner(int n, int iBase){
   int i;
+  (void)iBase;
   for(i=0; i<n; i++){
     run(pEnter);
     run(pExit);
@@ -78,8 +79,9 @@ static void batch(int n, int iBase){
   run(pExit);
 }
 
-static void deep(int n){
+static void deep(int n, int iBase){
   int i;
+  (void)iBase;
   for(i=0; i<n; i++) run(pEnter);
   for(i=0; i<n; i++) run(pExit);
 }
@@ -103,35 +105,20 @@ int main(int argc, char **argv){
 
   if( strcmp(zCase, "inner")==0 ){
     run(pEnter);
-    inner(nWarm);
-    bench_start();
-    inner(n);
-    bench_stop();
+    measure(inner, n, nWarm);
     run(pExit);
   }else if( strcmp(zCase, "outer_mem")==0 || strcmp(zCase, "outer_wal")==0 ){
-    outer(nWarm, -nWarm);
-    bench_start();
-    outer(n, 0);
-    bench_stop();
+    measure(outer, n, nWarm);
     expect_rows("t", nWarm+n);
   }else if( strcmp(zCase, "callback")==0 ){
-    callback(nWarm, -nWarm);
-    bench_start();
-    callback(n, 0);
-    bench_stop();
+    measure(callback, n, nWarm);
     expect_rows("log", nWarm+n);
   }else if( strcmp(zCase, "batch")==0 ){
-    batch(nWarm, -nWarm);
-    bench_start();
-    batch(n, 0);
-    bench_stop();
+    measure(batch, n, nWarm);
     expect_rows("t", batch_kept(nWarm)+batch_kept(n));
     expect_rows("log", batch_kept(nWarm)+batch_kept(n));
   }else if( strcmp(zCase, "deep")==0 ){
-    deep(nWarm);
-    bench_start();
-    deep(n);
-    bench_stop();
+    measure(deep, n, nWarm);
   }else if( strcmp(zCase, "memory")==0 ){
     int i;
     sqlite3_int64 nBefore;

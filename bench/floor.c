@@ -24,8 +24,9 @@
 static sqlite3_stmt *pBegin, *pCommit, *pSavepoint, *pRelease, *pRollbackTo;
 static sqlite3_stmt *pInsert, *pLog;
 
-static void inner(int n){
+static void inner(int n, int iBase){
   int i;
+  (void)iBase;
   for(i=0; i<n; i++){
     run(pSavepoint);
     run(pRelease);
@@ -50,7 +51,9 @@ static void callback(int n, int iBase){
   }
 }
 
-static void batch(int n, int iBase, sqlite3_int64 *aPending){
+static sqlite3_int64 *aPending;   /* Callbacks of one batch, run after it */
+
+static void batch(int n, int iBase){
   int i, nPending = 0;
   run(pBegin);
   for(i=0; i<n; i++){
@@ -67,8 +70,9 @@ static void batch(int n, int iBase, sqlite3_int64 *aPending){
   for(i=0; i<nPending; i++) run_i(pLog, aPending[i]);
 }
 
-static void deep(int n){
+static void deep(int n, int iBase){
   int i;
+  (void)iBase;
   for(i=0; i<n; i++) run(pSavepoint);
   for(i=0; i<n; i++) run(pRelease);
 }
@@ -92,38 +96,23 @@ int main(int argc, char **argv){
 
   if( strcmp(zCase, "inner")==0 ){
     run(pBegin);
-    inner(nWarm);
-    bench_start();
-    inner(n);
-    bench_stop();
+    measure(inner, n, nWarm);
     run(pCommit);
   }else if( strcmp(zCase, "outer_mem")==0 || strcmp(zCase, "outer_wal")==0 ){
-    outer(nWarm, -nWarm);
-    bench_start();
-    outer(n, 0);
-    bench_stop();
+    measure(outer, n, nWarm);
     expect_rows("t", nWarm+n);
   }else if( strcmp(zCase, "callback")==0 ){
-    callback(nWarm, -nWarm);
-    bench_start();
-    callback(n, 0);
-    bench_stop();
+    measure(callback, n, nWarm);
     expect_rows("log", nWarm+n);
   }else if( strcmp(zCase, "batch")==0 ){
-    sqlite3_int64 *a = malloc(sizeof(*a)*(size_t)(n>nWarm ? n : nWarm));
-    if( a==0 ) die("out of memory");
-    batch(nWarm, -nWarm, a);
-    bench_start();
-    batch(n, 0, a);
-    bench_stop();
-    free(a);
+    aPending = malloc(sizeof(*aPending)*(size_t)(n>nWarm ? n : nWarm));
+    if( aPending==0 ) die("out of memory");
+    measure(batch, n, nWarm);
+    free(aPending);
     expect_rows("t", batch_kept(nWarm)+batch_kept(n));
     expect_rows("log", batch_kept(nWarm)+batch_kept(n));
   }else if( strcmp(zCase, "deep")==0 ){
-    deep(nWarm);
-    bench_start();
-    deep(n);
-    bench_stop();
+    measure(deep, n, nWarm);
   }else{
     usage(argv[0], "inner outer_mem outer_wal callback batch deep");
   }
