@@ -16,8 +16,9 @@ CC      ?= gcc
 CFLAGS  ?= -O2 -g
 WARN    = -Wall -Wextra -Werror
 SOFLAGS = -fPIC -shared -fvisibility=hidden
-SRC     = ext/atomic.c ext/block.c ext/conn.c ext/lowlevel.c ext/pending.c \
-          ext/queue.c ext/savepoint.c ext/txn.c
+SRC     = ext/atomic.c ext/block.c ext/conn.c ext/json.c ext/lowlevel.c \
+          ext/pending.c ext/queue.c ext/savepoint.c ext/sqltext.c \
+          ext/state.c ext/stmt.c ext/txn.c
 HDR     = ext/atomicInt.h
 TCLSH   ?= tclsh
 NEED    = sh tool/need.sh
@@ -30,10 +31,13 @@ PKG_CHECK = $(PKG_TEST) valgrind
 
 all: atomic.so
 
+# The release build: assert() compiled out
 atomic.so: $(SRC) $(HDR)
-	$(CC) $(CFLAGS) $(WARN) $(SOFLAGS) -o $@ $(SRC)
+	$(CC) $(CFLAGS) $(WARN) $(SOFLAGS) -DNDEBUG -o $@ $(SRC)
 
-# The same code with test hooks: atomic_test_oom() fails allocations
+# The test build: assert() on, the state checked after every SQL function,
+# and test functions that fail the Nth allocation (atomic_test_oom) or the
+# Nth statement (atomic_test_step)
 atomic_test.so: $(SRC) $(HDR)
 	$(CC) $(CFLAGS) $(WARN) $(SOFLAGS) -DATOMIC_TEST -o $@ $(SRC)
 

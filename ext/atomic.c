@@ -54,7 +54,7 @@
 SQLITE_EXTENSION_INIT1
 
 /* Pointer type for atomic_state(): a different build is not compatible */
-#define ATOMIC_STATE_TYPE "atomic-state-" ATOMIC_VERSION
+#define ATM_STATE_TYPE "atomic-state-" ATM_VERSION
 
 /*
 ** atomic_version(): the version text.
@@ -62,7 +62,7 @@ SQLITE_EXTENSION_INIT1
 static void atomicVersionFunc(sqlite3_context *ctx, int argc,
                               sqlite3_value **argv){
   (void)argc; (void)argv;
-  sqlite3_result_text(ctx, ATOMIC_VERSION, -1, SQLITE_STATIC);
+  sqlite3_result_text(ctx, ATM_VERSION, -1, SQLITE_STATIC);
 }
 
 /*
@@ -71,7 +71,7 @@ static void atomicVersionFunc(sqlite3_context *ctx, int argc,
 static void atomicStateFunc(sqlite3_context *ctx, int argc,
                             sqlite3_value **argv){
   (void)argc; (void)argv;
-  sqlite3_result_pointer(ctx, sqlite3_user_data(ctx), ATOMIC_STATE_TYPE, 0);
+  sqlite3_result_pointer(ctx, atomicConn(ctx), ATM_STATE_TYPE, 0);
 }
 
 /*
@@ -85,14 +85,14 @@ static void atomicStateFunc(sqlite3_context *ctx, int argc,
 static void atomicConfigFunc(sqlite3_context *ctx, int argc,
                              sqlite3_value **argv){
   static const char *const azMode[] = { "DEFERRED", "IMMEDIATE", "EXCLUSIVE" };
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+  AtomicConn *p = atomicConn(ctx);
   const char *zKey = (const char*)sqlite3_value_text(argv[0]);
-  char zClip[ATOMIC_CLIP+4];
+  char zClip[ATM_CLIP+4];
   int i;
   if( zKey==0 || sqlite3_stricmp(zKey, "transaction_mode")!=0 ){
-    atomic_error(ctx, SQLITE_ERROR, "atomic_config(): unknown key %s%q%s; "
+    atomicError(ctx, SQLITE_ERROR, "atomic_config(): unknown key %s%q%s; "
         "the keys are: transaction_mode", zKey ? "'" : "",
-        atomic_clip(zKey, zClip), zKey ? "'" : "");
+        atomicClip(zKey, zClip), zKey ? "'" : "");
     return;
   }
   if( argc>1 ){
@@ -101,21 +101,34 @@ static void atomicConfigFunc(sqlite3_context *ctx, int argc,
       if( zVal && sqlite3_stricmp(zVal, azMode[i])==0 ) break;
     }
     if( i==3 ){
-      atomic_error(ctx, SQLITE_ERROR, "atomic_config(): transaction_mode "
+      atomicError(ctx, SQLITE_ERROR, "atomic_config(): transaction_mode "
           "must be DEFERRED, IMMEDIATE or EXCLUSIVE, not %s%q%s",
-          zVal ? "'" : "", atomic_clip(zVal, zClip), zVal ? "'" : "");
+          zVal ? "'" : "", atomicClip(zVal, zClip), zVal ? "'" : "");
       return;
     }
     sqlite3_result_text(ctx, azMode[p->eMode], -1, SQLITE_STATIC);
     if( i!=p->eMode ){
       p->eMode = i;
-      sqlite3_finalize(p->apStmt[ATOMIC_STMT_BEGIN]);
-      p->apStmt[ATOMIC_STMT_BEGIN] = 0;
+      sqlite3_finalize(p->apStmt[ATM_STMT_BEGIN]);
+      p->apStmt[ATM_STMT_BEGIN] = 0;
     }
     return;
   }
   sqlite3_result_text(ctx, azMode[p->eMode], -1, SQLITE_STATIC);
 }
+
+#ifdef ATOMIC_TEST
+/*
+** atomic_test_check(): NULL if the state machine's invariant holds, else
+** what is wrong (state.c).  Test builds only.
+*/
+static void atomicTestCheckFunc(sqlite3_context *ctx, int argc,
+                                sqlite3_value **argv){
+  char *z = atomicStateProblem(atomicConn(ctx));
+  (void)argc; (void)argv;
+  if( z ) sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+#endif
 
 /*
 ** Flags, chosen on purpose:
@@ -165,15 +178,41 @@ static const struct AtomicFuncDef {
   { "atomic_state",        0, DIRECT, atomicStateFunc },
 #ifdef ATOMIC_TEST
   { "atomic_test_oom",     1, DIRECT, atomicTestOomFunc },
+  { "atomic_test_step",    2, DIRECT, atomicTestStepFunc },
+  { "atomic_test_check",   0, DIRECT, atomicTestCheckFunc },
 #endif
 };
+
+/* ATM_N_FUNC (atomicInt.h) sizes AtomicConn.aWrap: it must be right */
+typedef char atomicFuncCountIsRight[
+    sizeof(aAtomicFunc)/sizeof(aAtomicFunc[0])==ATM_N_FUNC ? 1 : -1];
+
+#ifdef ATOMIC_TEST
+/*
+** Test builds: every SQL function runs through this wrapper, which checks
+** the state machine's invariant after it (state.c).
+*/
+static void atomicCheckedFunc(sqlite3_context *ctx, int argc,
+                              sqlite3_value **argv){
+  struct AtomicWrap *pWrap = (struct AtomicWrap*)sqlite3_user_data(ctx);
+  pWrap->xFunc(ctx, argc, argv);
+  atomicCheckState(pWrap->p, pWrap->zName);
+}
+
+/* The xDestroy of a wrapped function: its reference to the state */
+static void atomicWrapUnref(void *pArg){
+  atomicConnUnref(((struct AtomicWrap*)pArg)->p);
+}
+#endif
 
 /*
 ** Look for the state of an earlier load on db.  Returns SQLITE_OK with
 ** *pp set to it or to NULL if there is none, or an error with *pzErrMsg
-** set when an incompatible build is loaded.
+** set: an incompatible build is loaded, or the lookup itself failed (an
+** interrupt), in which case registering again would replace the state
+** of the earlier load.
 */
-static int atomic_find_state(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
+static int atomicFindState(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
   sqlite3_stmt *pStmt = 0;
   int rc;
   *pp = 0;
@@ -183,23 +222,23 @@ static int atomic_find_state(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
   rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_function_list "
                               "WHERE name='atomic_state'", -1, &pStmt, 0);
   if( rc==SQLITE_OK ){
-    int bFound = sqlite3_step(pStmt)==SQLITE_ROW;
-    sqlite3_finalize(pStmt);
+    int rcStep = sqlite3_step(pStmt);
+    rc = sqlite3_finalize(pStmt);
     pStmt = 0;
-    if( !bFound ) return SQLITE_OK;
+    if( rcStep==SQLITE_DONE && rc==SQLITE_OK ) return SQLITE_OK;
+    if( rcStep==SQLITE_ROW ){
+      rc = sqlite3_prepare_v2(db, "SELECT atomic_state()", -1, &pStmt, 0);
+      if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+        *pp = (AtomicConn*)sqlite3_value_pointer(
+                  sqlite3_column_value(pStmt, 0), ATM_STATE_TYPE);
+      }
+      if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+    }
   }
-  rc = sqlite3_prepare_v2(db, "SELECT atomic_state()", -1, &pStmt, 0);
   if( rc!=SQLITE_OK ){
-    /* No such function: this is the first load */
-    sqlite3_finalize(pStmt);
-    return SQLITE_OK;
-  }
-  if( sqlite3_step(pStmt)==SQLITE_ROW ){
-    *pp = (AtomicConn*)sqlite3_value_pointer(sqlite3_column_value(pStmt, 0),
-                                             ATOMIC_STATE_TYPE);
-  }
-  rc = sqlite3_finalize(pStmt);
-  if( rc==SQLITE_OK && *pp==0 ){
+    *pzErrMsg = sqlite3_mprintf("atomic: cannot tell whether the extension "
+        "is loaded on this connection already: %s", sqlite3_errmsg(db));
+  }else if( *pp==0 ){
     *pzErrMsg = sqlite3_mprintf("atomic: another version of the extension "
         "is already loaded on this connection; it stays in use");
     rc = SQLITE_ERROR;
@@ -216,7 +255,7 @@ int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
                         const sqlite3_api_routines *pApi){
   AtomicConn *p = 0;
   int rc;
-  size_t i;
+  int i;
   SQLITE_EXTENSION_INIT2(pApi);
 
   if( sqlite3_libversion_number()<3035000 ){
@@ -224,27 +263,49 @@ int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
                                 "is SQLite %s", sqlite3_libversion());
     return SQLITE_ERROR;
   }
-  rc = atomic_find_state(db, &p, pzErrMsg);
+  rc = atomicFindState(db, &p, pzErrMsg);
   if( rc!=SQLITE_OK || p!=0 ) return rc;
 
-  p = atomic_conn_new(db);
+  p = atomicConnNew(db);
   if( p==0 ){
     *pzErrMsg = sqlite3_mprintf("atomic: out of memory");
     return SQLITE_NOMEM;
   }
-  atomic_conn_ref(p);             /* Held until registration is over */
-  for(i=0; rc==SQLITE_OK && i<sizeof(aAtomicFunc)/sizeof(aAtomicFunc[0]); i++){
+  atomicConnRef(p);             /* Held until registration is over */
+  for(i=0; rc==SQLITE_OK && i<ATM_N_FUNC; i++){
     const struct AtomicFuncDef *pDef = &aAtomicFunc[i];
-    atomic_conn_ref(p);           /* Released by xDestroy, even on failure */
+    atomicConnRef(p);           /* Released by xDestroy, even on failure */
+#ifdef ATOMIC_TEST
+    p->aWrap[i].p = p;
+    p->aWrap[i].xFunc = pDef->xFunc;
+    p->aWrap[i].zName = pDef->zName;
     rc = sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
-        pDef->eFlags, p, pDef->xFunc, 0, 0, atomic_conn_unref);
+        pDef->eFlags, &p->aWrap[i], atomicCheckedFunc, 0, 0,
+        atomicWrapUnref);
+#else
+    rc = sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
+        pDef->eFlags, p, pDef->xFunc, 0, 0, atomicConnUnref);
+#endif
   }
-  if( rc==SQLITE_OK ) rc = atomic_pending_register(db, p);
-  if( rc==SQLITE_OK ) rc = atomic_txn_register(db, p);
+  if( rc==SQLITE_OK ) rc = atomicPendingRegister(db, p);
+  if( rc==SQLITE_OK ) rc = atomicTxnRegister(db, p);
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("atomic: cannot register its functions: %s",
                                 sqlite3_errmsg(db));
   }
-  atomic_conn_unref(p);
+  atomicConnUnref(p);
   return rc;
 }
+
+#ifdef ATOMIC_TEST
+/*
+** Test builds: the entry point SQLite derives from the file name
+** atomic_test.so, so that ".load ./atomic_test" works as ".load ./atomic"
+** does.
+*/
+__attribute__((visibility("default")))
+int sqlite3_atomictest_init(sqlite3 *db, char **pzErrMsg,
+                            const sqlite3_api_routines *pApi){
+  return sqlite3_atomic_init(db, pzErrMsg, pApi);
+}
+#endif

@@ -1,93 +1,14 @@
 /*
 ** atomicInt.h -- the private interface shared by the files of the atomic
-** extension, and the design of its per-connection state machine.
+** extension: its types, its constants and the functions one file offers
+** the others.  The state machine these types hold is described once, in
+** state.c, which is the only file that changes it.
 **
-** THE STATE
-**
-** Everything lives in one AtomicConn per database connection.  It is
-** created by the first load of the extension on that connection, shared by
-** every registered function and module (each holds a reference), and freed
-** when the last of them is destroyed by sqlite3_close().  No other mutable
-** state exists: connections are independent (N1).
-**
-**   aBlock[0..nBlock-1]  the open atomic blocks, outermost first.  A block
-**                        only records where its savepoint sits in the
-**                        level stack below (or that it has none).
-**   bOwner               aBlock[0] began the transaction with BEGIN (E2);
-**                        otherwise the application's transaction was
-**                        already open ("manual mode", E3).
-**   bRollback, bBroken   the rollback flag (F1, F2) and whether it was set
-**                        by a failure, which makes the transaction
-**                        "broken" (F3).
-**   eOrphan              the transaction ended behind the blocks' back
-**                        (X5): every open block is an orphan.
-**   aLevel[0..nLevel-1]  one entry per SQLite savepoint open right now --
-**                        the blocks' own, manual ones, raw SQL ones and
-**                        the statement savepoint of each writing
-**                        statement -- with its owner and the last pending
-**                        callback when it opened (its "mark").
-**   pending, ready       callbacks queued by the current transaction, and
-**                        callbacks of committed work not yet run (C9).
-**   aManual[]            open manual savepoints (savepoint()).
-**
-** HOW THE STATE STAYS TRUE
-**
-** SQLite tells a virtual table that has joined the transaction about every
-** savepoint, release, rollback-to, commit and rollback, whoever caused it.
-** At the start of every transaction the extension cares about, it joins a
-** virtual table of its own, temp.atomic_txn (txn.c), with one cached
-** statement whose write the table ignores.  Its xSavepoint, xRelease and xRollbackTo
-** methods keep aLevel[] equal to SQLite's savepoint stack; xCommit runs
-** after a successful commit and xRollback after any rollback.  That one
-** mechanism gives:
-**
-**   - discarding exactly what was undone (C6): a rollback to level i cuts
-**     the pending queue back to the mark of level i;
-**     this covers block rollbacks, savepoint_rollback(), raw ROLLBACK TO
-**     and the statement rollback of a failing multi-row INSERT whose
-**     triggers queued callbacks, all in O(callbacks discarded);
-**   - handing callbacks to the parent on release: nothing to do, the
-**     queue is untouched;
-**   - noticing a transaction that ended outside the blocks (X5) and
-**     whether it committed or rolled back, with no commit or rollback hook,
-**     so an application's own hooks are never displaced;
-**   - noticing a block's savepoint that vanished under a raw RELEASE or
-**     ROLLBACK TO: the level entry owned by the block is gone.
-**
-** The level stack is indexed as SQLite indexes savepoints: a savepoint
-** that began the transaction (raw SAVEPOINT in autocommit mode) is index
-** -1 and is never an entry.
-**
-** TRANSITIONS (the rules are SPEC.md section 3)
-**
-**   state            event                      effect
-**   ---------------  -------------------------  -----------------------------
-**   no block         atomic_enter(), autocommit BEGIN, join, push; bOwner=1
-**   no block         atomic_enter(), txn open   join, SAVEPOINT?, push;
-**                                               bOwner=0
-**   blocks           atomic_enter()             SAVEPOINT if savepoint=1 and
-**                                               the flag is clear; push
-**   top=owner        atomic_exit(keep)          COMMIT, pop, run ready queue
-**   top=owner        atomic_exit(rollback)      ROLLBACK, pop
-**   top has sp       atomic_exit(keep)          RELEASE, pop
-**   top has sp       atomic_exit(rollback)      ROLLBACK TO; RELEASE, pop,
-**                                               flag cleared
-**   top has no sp    atomic_exit(rollback)      flag set (broken), pop
-**   sp vanished      atomic_exit(...)           flag set, pop; error if keep
-**   any, joined      xSavepoint(i)              aLevel[i] = {owner, mark}
-**   any, joined      xRelease(i)                drop aLevel[i..]
-**   any, joined      xRollbackTo(i)             drop aLevel[i+1..]; cut the
-**                                               pending queue to aLevel[i]
-**   any, joined      xCommit (ours or manual)   pending -> ready
-**   any, joined      xRollback (ours or manual) pending discarded
-**   blocks, joined   xCommit/xRollback, foreign every block an orphan;
-**                                               pending discarded
-**   orphans          atomic_exit()              pop, no SQL, error
-**
-** Only a top-level statement that does not write may change the
-** transaction (E4).  SQLite itself refuses SAVEPOINT and RELEASE while a
-** statement writes, so the two hot paths (an inner block with a savepoint)
-** rely on that; every other path asks atomic_writer_active() first.
+** Names: everything here begins with "atomic" followed by a capital
+** letter (atomicQueuePush), "Atomic" for types, or "ATM_" for macros.  C
+** reserves "atomic_" followed by a lower-case letter, and "ATOMIC_"
+** followed by a capital, for <stdatomic.h>.  Each non-static function is
+** declared ATM_PRIVATE so that a single-file build can make it static.
 */
 #ifndef ATOMICINT_H
 #define ATOMICINT_H
@@ -95,10 +16,17 @@
 #include "sqlite3ext.h"       /* With SQLITE_CORE, a static build */
 SQLITE_EXTENSION_INIT3
 #include <string.h>
+#include <assert.h>
 
-#define ATOMIC_VERSION "0.1.0"
+#define ATM_VERSION "0.1.0"
+
+#ifndef ATM_PRIVATE
+# define ATM_PRIVATE
+#endif
 
 typedef sqlite3_int64 i64;
+typedef sqlite3_uint64 u64;
+typedef unsigned int u32;
 typedef unsigned char u8;
 
 typedef struct AtomicBlock AtomicBlock;
@@ -111,63 +39,82 @@ typedef struct AtomicSql AtomicSql;
 typedef struct AtomicValue AtomicValue;
 
 /*
-** Cached statements owned by the connection state.  They stay prepared for
-** the life of the connection; the eponymous table atomic_close_guard
-** finalizes them when sqlite3_close() disconnects it, which SQLite does
-** before it checks for unfinalized statements (see pending.c).
+** Statements the connection state keeps prepared (stmt.c).  The eponymous
+** table atomic_close_guard finalizes them when sqlite3_close()
+** disconnects it, which SQLite does before it checks for unfinalized
+** statements (pending.c).
 */
-#define ATOMIC_STMT_BEGIN       0   /* BEGIN <transaction_mode> */
-#define ATOMIC_STMT_COMMIT      1   /* COMMIT */
-#define ATOMIC_STMT_ROLLBACK    2   /* ROLLBACK */
-#define ATOMIC_STMT_SAVEPOINT   3   /* SAVEPOINT <block savepoint name> */
-#define ATOMIC_STMT_RELEASE     4   /* RELEASE <block savepoint name> */
-#define ATOMIC_STMT_ROLLBACKTO  5   /* ROLLBACK TO <block savepoint name> */
-#define ATOMIC_STMT_JOIN        6   /* INSERT OR IGNORE INTO temp.atomic_txn */
-#define ATOMIC_STMT_SCHEMA      7   /* PRAGMA main.schema_version */
-#define ATOMIC_N_STMT           8
+#define ATM_STMT_BEGIN       0   /* BEGIN <transaction_mode> */
+#define ATM_STMT_COMMIT      1   /* COMMIT */
+#define ATM_STMT_ROLLBACK    2   /* ROLLBACK */
+#define ATM_STMT_SAVEPOINT   3   /* SAVEPOINT <block savepoint name> */
+#define ATM_STMT_RELEASE     4   /* RELEASE <block savepoint name> */
+#define ATM_STMT_ROLLBACKTO  5   /* ROLLBACK TO <block savepoint name> */
+#define ATM_STMT_JOIN        6   /* INSERT OR IGNORE INTO temp.atomic_txn */
+#define ATM_STMT_SCHEMA      7   /* PRAGMA main.schema_version */
+#define ATM_N_STMT           8
 
-/* Values of AtomicConn.eOrphan */
-#define ATOMIC_ORPHAN_NONE      0
-#define ATOMIC_ORPHAN_COMMIT    1   /* committed outside the blocks */
-#define ATOMIC_ORPHAN_ROLLBACK  2   /* rolled back outside the blocks */
-#define ATOMIC_ORPHAN_LOST      3   /* ended, and nobody said how */
+/* The states of a connection (state.c) */
+#define ATM_IDLE        0   /* no transaction, no block */
+#define ATM_MANUAL      1   /* the application's transaction, no block */
+#define ATM_OWNED       2   /* blocks; the outermost began the transaction */
+#define ATM_NESTED      3   /* blocks inside the application's transaction */
+#define ATM_ORPHANED    4   /* blocks whose transaction ended elsewhere */
+#define ATM_DOOMED      5   /* a transaction the extension must roll back */
 
-/* Values of AtomicBlock.iLevel other than a level index */
-#define ATOMIC_NO_SAVEPOINT    (-1) /* the block made no savepoint */
+/* How a transaction ended: AtomicConn.eEnd and eOrphan */
+#define ATM_END_NONE      0   /* it did not: still open */
+#define ATM_END_COMMIT    1   /* committed */
+#define ATM_END_ROLLBACK  2   /* rolled back */
+#define ATM_END_LOST      3   /* ended, and temp.atomic_txn did not hear it */
 
-/* Checks for atomic_check() */
-#define ATOMIC_CHECK_WRITER  0x01   /* Called from a writing statement (E4) */
-#define ATOMIC_CHECK_FORBID  0x02   /* A block is open, orphans too (L1) */
-#define ATOMIC_CHECK_ORPHAN  0x04   /* Orphaned blocks remain (X5) */
-#define ATOMIC_CHECK_BROKEN  0x08   /* The transaction is broken (F3) */
+/* AtomicBlock.iLevel of a block that made no savepoint */
+#define ATM_NO_SAVEPOINT  (-1)
 
-/* Bytes of user input an error message quotes (atomic_clip) */
-#define ATOMIC_CLIP 100
+/* Checks for atomicCheck() */
+#define ATM_CHECK_WRITER  0x01   /* Called from a writing statement (E4) */
+#define ATM_CHECK_FORBID  0x02   /* A block is open, orphans too (L1) */
+#define ATM_CHECK_ORPHAN  0x04   /* Orphaned blocks remain (X5) */
+#define ATM_CHECK_BROKEN  0x08   /* The transaction is broken (F3) */
+#define ATM_CHECK_DOOMED  0x10   /* Roll back a doomed transaction first */
+
+/* Bytes of user input an error message quotes (atomicClip) */
+#define ATM_CLIP 100
 
 /* Callbacks run nested at most this deep (C8) */
-#define ATOMIC_MAX_RUN_DEPTH   64
+#define ATM_MAX_RUN_DEPTH  64
 
 /* Values of AtomicConn.eMode (transaction_mode) */
-#define ATOMIC_MODE_DEFERRED    0
-#define ATOMIC_MODE_IMMEDIATE   1
-#define ATOMIC_MODE_EXCLUSIVE   2
+#define ATM_MODE_DEFERRED   0
+#define ATM_MODE_IMMEDIATE  1
+#define ATM_MODE_EXCLUSIVE  2
+
+/* SQL functions, in the registration table of atomic.c */
+#define ATM_N_FUNC  (22+ATM_N_TEST_FUNC)
+#ifdef ATOMIC_TEST
+# define ATM_N_TEST_FUNC 3
+#else
+# define ATM_N_TEST_FUNC 0
+#endif
 
 /*
 ** One open atomic block.
 */
 struct AtomicBlock {
-  int iLevel;               /* Level of its savepoint, or ATOMIC_NO_SAVEPOINT */
+  int iLevel;               /* Level of its savepoint, or ATM_NO_SAVEPOINT */
 };
 
 /*
 ** One open SQLite savepoint, as reported to temp.atomic_txn.  The owner is
 ** 0 for a savepoint the extension did not make (raw SQL, a statement
-** savepoint), the 1-based depth of the block that made it, or minus the
-** serial number of a manual savepoint.
+** savepoint) or no longer answers for, the 1-based depth of the block that
+** made it, or minus the serial number of a manual savepoint.  The mark is
+** the serial number of the last callback queued before it opened: a
+** rollback to it discards the pending callbacks with larger numbers.
 */
 struct AtomicLevel {
   i64 iOwner;               /* Who made it (see above) */
-  AtomicCallback *pMark;    /* Last pending callback when it opened */
+  i64 iMark;                /* AtomicConn.iSeq when it opened */
 };
 
 /*
@@ -196,9 +143,7 @@ struct AtomicValue {
 
 /*
 ** The text of a callback's statement, shared by every callback queued with
-** the same text, and possibly a prepared statement for it.  Entries live in
-** the hash table AtomicConn.aSqlHash while a callback refers to them or
-** while they hold a cached statement (queue.c).
+** the same text, and possibly a prepared statement for it (sqltext.c).
 */
 struct AtomicSql {
   AtomicConn *p;            /* Connection whose hash table holds it */
@@ -219,7 +164,9 @@ struct AtomicSql {
 */
 struct AtomicCallback {
   AtomicCallback *pNext;    /* Next in its queue */
+  AtomicCallback *pPrev;    /* Previous in its queue */
   AtomicSql *pSql;          /* The statement (holds one reference) */
+  i64 iSeq;                 /* Serial number, increasing in queue order */
   int iDepth;               /* Block depth when it was queued */
   int nArg;                 /* Entries in aArg[] */
   int nRef;                 /* The queue, and open atomic_pending cursors */
@@ -228,9 +175,9 @@ struct AtomicCallback {
 };
 
 /*
-** A FIFO of callbacks, as a list: appending one, moving a whole queue to
-** the end of another and detaching a queue to run it are O(1) and cannot
-** fail, and cutting it back to a mark frees just what is cut.
+** A FIFO of callbacks, as a doubly linked list: appending, moving a whole
+** queue to the end of another and detaching a queue are O(1) and cannot
+** fail, and cutting it back to a serial number frees just what is cut.
 */
 struct AtomicQueue {
   AtomicCallback *pFirst;   /* First to run */
@@ -238,43 +185,55 @@ struct AtomicQueue {
 };
 
 /*
-** The state of one connection.
+** The state of one connection.  The first group of fields is the state
+** machine of state.c; only state.c writes them.
 */
 struct AtomicConn {
   sqlite3 *db;              /* The connection */
   int nRef;                 /* Functions and modules that hold this object */
 
-  /* Blocks */
+  /* The state machine (state.c) */
   AtomicBlock *aBlock;      /* Open blocks, outermost first */
   int nBlock;               /* Open blocks, orphans included */
   int nBlockAlloc;          /* Slots allocated in aBlock[] */
   u8 bOwner;                /* aBlock[0] began the transaction */
   u8 bRollback;             /* The rollback flag */
   u8 bBroken;               /* The flag was set by a failure (F3) */
-  u8 eOrphan;               /* ATOMIC_ORPHAN_* */
-
-  /* The transaction as temp.atomic_txn sees it */
+  u8 eOrphan;               /* ATM_END_* of the end that orphaned them */
+  u8 bDoomed;               /* The open transaction must be rolled back */
   u8 bJoined;               /* temp.atomic_txn is in this transaction */
-  u8 bExpectEnd;            /* Our own COMMIT or ROLLBACK is running */
-  u8 bGuard;                /* Instances of atomic_pending/_close_guard */
+  u8 bBlind;                /* ... but joined late: levels not yet known */
+  u8 bExpectEnd;            /* The extension's own COMMIT/ROLLBACK runs */
+  u8 eEnd;                  /* ATM_END_* of the last end heard */
+  u32 nEnd;                 /* Transaction ends heard so far */
+  u32 nHeard;               /* Reports of temp.atomic_txn so far */
+  int nDoomChanges;         /* sqlite3_total_changes() when doomed */
   AtomicLevel *aLevel;      /* Open savepoints, outermost first */
   int nLevel;               /* Entries in aLevel[] */
   int nLevelAlloc;          /* Slots allocated in aLevel[] */
-  i64 iNewOwner;            /* Owner of the next savepoint reported */
-  int iSchema;              /* main's schema_version, read in this */
-  u8 bSchema;               /*   transaction if bSchema */
-
-  /* Manual savepoints */
   AtomicManual *aManual;    /* Open manual savepoints, oldest first */
   int nManual;              /* Entries in aManual[] */
   int nManualAlloc;         /* Slots allocated in aManual[] */
-  i64 iSerial;              /* Last serial handed out by savepoint() */
-  char zPrefix[16];         /* Per-connection prefix of manual ids */
-
-  /* Callbacks */
   AtomicQueue pending;      /* Queued by the current transaction */
   AtomicQueue ready;        /* Committed, waiting to run (C9) */
+  i64 iSeq;                 /* Serial number of the last callback queued */
+
+  /* Bookkeeping outside the state machine */
+  sqlite3_vtab *pJoinedTab; /* The temp.atomic_txn instance that joined */
+  const char *zWhy;         /* Why the last statement "failed" although it
+                            ** returned SQLITE_OK (it did nothing) */
+  i64 iNewOwner;            /* Owner of the next savepoint reported */
+  i64 iSerial;              /* Last serial handed out by savepoint() */
   int nRunDepth;            /* Callbacks running now, nested */
+  int iSchema;              /* main's schema_version, read in this */
+  u8 bSchema;               /*   transaction if bSchema */
+  u8 bGuard;                /* Instances of atomic_pending/_close_guard */
+  int eMode;                /* ATM_MODE_* for BEGIN */
+  char zPrefix[16];         /* Per-connection prefix of manual ids */
+  char zSpName[24];         /* Name of every block savepoint */
+  sqlite3_stmt *apStmt[ATM_N_STMT];  /* Kept statements, see ATM_STMT_* */
+
+  /* Shared callback texts (sqltext.c) */
   AtomicSql **aSqlHash;     /* Hash table of shared statement texts */
   int nSqlHash;             /* Buckets in aSqlHash (a power of two) */
   int nSql;                 /* Entries in the hash table */
@@ -282,129 +241,207 @@ struct AtomicConn {
   AtomicSql *pLruLast;      /*   most recently used first */
   int nLru;                 /* Entries in that list */
 
-  /* Statements */
-  sqlite3_stmt *apStmt[ATOMIC_N_STMT];  /* Cached, see ATOMIC_STMT_* */
-  char zSpName[24];         /* Name of every block savepoint */
-
-  /* Configuration */
-  int eMode;                /* ATOMIC_MODE_* for BEGIN */
+#ifdef ATOMIC_TEST
+  /* Test builds: each SQL function is registered through a wrapper that
+  ** checks the state after it (atomic.c) */
+  struct AtomicWrap {
+    AtomicConn *p;          /* This connection */
+    void (*xFunc)(sqlite3_context*, int, sqlite3_value**);
+    const char *zName;      /* The SQL function's name */
+  } aWrap[ATM_N_FUNC];
+  char *zFault;             /* Message of an injected statement fault */
+  int iProbe;               /* Level the check's probe savepoint heard */
+  u8 bProbing;              /* The check's probe runs (state.c) */
+  u8 bProbeReleased;        /* ... and its RELEASE was heard */
+#endif
 };
 
 /*
-** conn.c -- the connection state, its statements and its errors
+** The connection state of an SQL function.  Test builds register each
+** function with a wrapper (atomic.c), whose user data points to it.
 */
-AtomicConn *atomic_conn_new(sqlite3 *db);
-void atomic_conn_ref(AtomicConn *p);
-void atomic_conn_unref(void *p);
-int atomic_exec_first(AtomicConn *p, int iStmt);
-int atomic_schema_version(AtomicConn *p, int *piVersion);
-int atomic_exec_sql(AtomicConn *p, const char *zSql);
-void atomic_finalize_all(AtomicConn *p);
-int atomic_guard(AtomicConn *p);
-int atomic_writer_active(AtomicConn *p);
-void atomic_error_writer(sqlite3_context *ctx, const char *zFunc);
-const char *atomic_clip(const char *z, char *zBuf);
-void atomic_sync(AtomicConn *p);
-int atomic_check(AtomicConn *p, sqlite3_context *ctx, const char *zFunc,
-                 int mCheck);
-const char *atomic_orphan_text(AtomicConn *p);
-void atomic_error(sqlite3_context *ctx, int rc, const char *zFmt, ...);
-void atomic_error_db(sqlite3_context *ctx, AtomicConn *p, int rc,
-                     const char *zFunc);
-int atomic_arg_bool(sqlite3_context *ctx, const char *zFunc,
-                    const char *zArg, sqlite3_value *pVal, int *pbOut);
-void *atomic_malloc(i64 n);
-void *atomic_realloc(void *p, i64 n);
-char *atomic_mprintf(const char *zFmt, ...);
-int atomic_grow(void **pa, int *pnAlloc, int nNeed, int szElem);
-
-extern const char atomic_broken_text[];
-extern const char atomic_forbidden_text[];
+#ifdef ATOMIC_TEST
+# define atomicConn(ctx) (((struct AtomicWrap*)sqlite3_user_data(ctx))->p)
+#else
+# define atomicConn(ctx) ((AtomicConn*)sqlite3_user_data(ctx))
+#endif
 
 /*
-** Run cached statement iStmt to completion.  Returns SQLITE_OK or the
-** extended error code; the message is then sqlite3_errmsg(p->db).  Inline
-** because entering and leaving an inner block is a hot path; the first
-** run, which prepares the statement, is atomic_exec_first() (conn.c).
+** state.c -- the state machine
 */
-static inline int atomic_exec(AtomicConn *p, int iStmt){
-  sqlite3_stmt *pStmt = p->apStmt[iStmt];
-  int rc;
-  if( pStmt==0 ) return atomic_exec_first(p, iStmt);
-  rc = sqlite3_step(pStmt);
-  sqlite3_reset(pStmt);
-  return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+ATM_PRIVATE int atomicState(AtomicConn *p);
+ATM_PRIVATE int atomicBlockReserve(AtomicConn *p);
+ATM_PRIVATE void atomicBlockPush(AtomicConn *p, int iLevel, int bOwner);
+ATM_PRIVATE void atomicBlockPop(AtomicConn *p);
+ATM_PRIVATE void atomicFlagSet(AtomicConn *p, int bFlag, int bBroken);
+ATM_PRIVATE void atomicTxnJoined(AtomicConn *p, int bBlind);
+ATM_PRIVATE void atomicTxnEnd(AtomicConn *p, int eHow);
+ATM_PRIVATE int atomicLevelOpen(AtomicConn *p, int iLevel);
+ATM_PRIVATE void atomicLevelRelease(AtomicConn *p, int iLevel);
+ATM_PRIVATE void atomicLevelRollbackTo(AtomicConn *p, int iLevel);
+ATM_PRIVATE void atomicDoom(AtomicConn *p);
+ATM_PRIVATE int atomicManualReserve(AtomicConn *p);
+ATM_PRIVATE void atomicManualAdd(AtomicConn *p, i64 iSerial, int iLevel);
+ATM_PRIVATE void atomicManualPrune(AtomicConn *p);
+ATM_PRIVATE void atomicPendingPush(AtomicConn *p, AtomicCallback *pCb);
+ATM_PRIVATE AtomicCallback *atomicReadyTake(AtomicConn *p);
+ATM_PRIVATE void atomicSync(AtomicConn *p);
+#ifdef ATOMIC_TEST
+ATM_PRIVATE void atomicCheckState(AtomicConn *p, const char *zWhere);
+ATM_PRIVATE char *atomicStateProblem(AtomicConn *p);
+#endif
+
+/* True if savepoint level iLevel exists and was made by iOwner */
+static inline int atomicLevelAlive(AtomicConn *p, int iLevel, i64 iOwner){
+  return iLevel>=0 && iLevel<p->nLevel && p->aLevel[iLevel].iOwner==iOwner;
 }
 
 /*
-** True if savepoint level iLevel exists and was made by iOwner.
+** stmt.c -- the statements the extension runs
 */
-static inline int atomic_level_alive(AtomicConn *p, int iLevel, i64 iOwner){
-  return iLevel>=0 && iLevel<p->nLevel && p->aLevel[iLevel].iOwner==iOwner;
+ATM_PRIVATE int atomicStep(AtomicConn *p, sqlite3_stmt *pStmt);
+ATM_PRIVATE int atomicExecFirst(AtomicConn *p, int iStmt);
+ATM_PRIVATE int atomicExecSql(AtomicConn *p, const char *zSql);
+ATM_PRIVATE int atomicSchemaVersion(AtomicConn *p, int *piVersion);
+ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p);
+ATM_PRIVATE int atomicGuard(AtomicConn *p);
+ATM_PRIVATE void atomicFinalizeAll(AtomicConn *p);
+ATM_PRIVATE int atomicWriterActive(AtomicConn *p);
+#ifdef ATOMIC_TEST
+ATM_PRIVATE void atomicTestStepFunc(sqlite3_context*, int, sqlite3_value**);
+#endif
+
+/*
+** Run kept statement iStmt to completion.  Returns SQLITE_OK or the
+** extended error code; the message is then atomicErrmsg(p).  Inline
+** because entering and leaving an inner block is a hot path; the first
+** run, which prepares the statement, is atomicExecFirst() (stmt.c).
+*/
+static inline int atomicExec(AtomicConn *p, int iStmt){
+  sqlite3_stmt *pStmt = p->apStmt[iStmt];
+  if( pStmt==0 ) return atomicExecFirst(p, iStmt);
+#ifdef ATOMIC_TEST
+  return atomicStep(p, pStmt);
+#else
+  {
+    int rc = sqlite3_step(pStmt);
+    sqlite3_reset(pStmt);
+    return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+  }
+#endif
 }
 
 /*
 ** txn.c -- temp.atomic_txn, which follows the transaction
 */
-int atomic_txn_register(sqlite3 *db, AtomicConn *p);
-int atomic_join(AtomicConn *p);
-int atomic_sp_open(AtomicConn *p, i64 iOwner, const char *zSql, int *piLevel);
-int atomic_sp_close(AtomicConn *p, int iLevel, i64 iOwner, int bRollback,
-                    int bRelease, const char *zName);
-int atomic_end_txn(AtomicConn *p, int bCommit, char **pzErr);
+ATM_PRIVATE int atomicTxnRegister(sqlite3 *db, AtomicConn *p);
+ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr);
+ATM_PRIVATE int atomicSpOpen(AtomicConn *p, i64 iOwner, const char *zSql,
+                             int *piLevel);
+ATM_PRIVATE int atomicSpClose(AtomicConn *p, int iLevel, i64 iOwner,
+                              int bRollback, int bRelease,
+                              const char *zName);
+ATM_PRIVATE int atomicEndTxn(AtomicConn *p, int bCommit, int *prc,
+                             char **pzErr);
+
+/*
+** conn.c -- the connection state, checks, errors, arguments and memory
+*/
+ATM_PRIVATE AtomicConn *atomicConnNew(sqlite3 *db);
+ATM_PRIVATE void atomicConnRef(AtomicConn *p);
+ATM_PRIVATE void atomicConnUnref(void *p);
+ATM_PRIVATE int atomicCheck(AtomicConn *p, sqlite3_context *ctx,
+                            const char *zFunc, int mCheck);
+ATM_PRIVATE int atomicRepair(AtomicConn *p, sqlite3_context *ctx,
+                             const char *zFunc);
+ATM_PRIVATE void atomicErrorWriter(sqlite3_context *ctx, AtomicConn *p,
+                                   const char *zFunc);
+ATM_PRIVATE const char *atomicOrphanText(AtomicConn *p);
+ATM_PRIVATE const char *atomicCodeName(int rc);
+ATM_PRIVATE const char *atomicClip(const char *z, char *zBuf);
+ATM_PRIVATE void atomicError(sqlite3_context *ctx, int rc,
+                             const char *zFmt, ...);
+ATM_PRIVATE void atomicErrorDb(sqlite3_context *ctx, AtomicConn *p, int rc,
+                               const char *zFunc);
+ATM_PRIVATE int atomicArgBool(sqlite3_context *ctx, const char *zFunc,
+                              const char *zArg, sqlite3_value *pVal,
+                              int *pbOut);
+ATM_PRIVATE void *atomicMalloc(i64 n);
+ATM_PRIVATE void *atomicRealloc(void *p, i64 n);
+ATM_PRIVATE char *atomicMprintf(const char *zFmt, ...);
+ATM_PRIVATE int atomicGrow(void **pa, int *pnAlloc, int nNeed, int szElem);
+#ifdef ATOMIC_TEST
+ATM_PRIVATE void atomicTestOomFunc(sqlite3_context*, int, sqlite3_value**);
+#endif
+
+ATM_PRIVATE extern const char atomicBrokenText[];
+ATM_PRIVATE extern const char atomicForbiddenText[];
+ATM_PRIVATE extern const char atomicDoomedText[];
 
 /*
 ** block.c -- atomic blocks and the rollback flag
 */
-void atomicEnterFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicExitFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicSetRollbackFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicGetRollbackFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicDepthFunc(sqlite3_context*, int, sqlite3_value**);
-void atomic_block_pop(AtomicConn *p);
+ATM_PRIVATE void atomicEnterFunc(sqlite3_context*, int, sqlite3_value**);
+ATM_PRIVATE void atomicExitFunc(sqlite3_context*, int, sqlite3_value**);
+ATM_PRIVATE void atomicSetRollbackFunc(sqlite3_context*, int,
+                                       sqlite3_value**);
+ATM_PRIVATE void atomicGetRollbackFunc(sqlite3_context*, int,
+                                       sqlite3_value**);
+ATM_PRIVATE void atomicDepthFunc(sqlite3_context*, int, sqlite3_value**);
 
 /*
-** queue.c -- on_commit() and the callback queue
+** queue.c -- callbacks, their queues, and running them
 */
-void atomicOnCommitFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicOnCommitRobustFunc(sqlite3_context*, int, sqlite3_value**);
-void atomic_queue_truncate(AtomicQueue *pQ, AtomicCallback *pMark);
-void atomic_queue_move(AtomicQueue *pDest, AtomicQueue *pSrc);
-void atomic_callback_unref(AtomicCallback *pCb);
-void atomic_queue_clear(AtomicQueue *pQ);
-int atomic_queue_run_ready(AtomicConn *p, char **pzErr);
-void atomic_sql_clear(AtomicConn *p);
-void atomic_sql_finalize(AtomicConn *p);
-char *atomic_callback_args_json(AtomicCallback *pCb);
+ATM_PRIVATE void atomicOnCommitFunc(sqlite3_context*, int, sqlite3_value**);
+ATM_PRIVATE void atomicOnCommitRobustFunc(sqlite3_context*, int,
+                                          sqlite3_value**);
+ATM_PRIVATE void atomicQueueAppend(AtomicQueue *pQ, AtomicCallback *pCb);
+ATM_PRIVATE void atomicQueueCut(AtomicQueue *pQ, i64 iMark);
+ATM_PRIVATE void atomicQueueMove(AtomicQueue *pDest, AtomicQueue *pSrc);
+ATM_PRIVATE void atomicCallbackUnref(AtomicCallback *pCb);
+ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr);
+
+/*
+** sqltext.c -- shared callback statement texts
+*/
+ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
+                             AtomicSql **ppOut, char **pzErr);
+ATM_PRIVATE int atomicSqlPrepare(AtomicConn *p, const char *zSql, int nSql,
+                                 sqlite3_stmt **ppStmt, char **pzErr);
+ATM_PRIVATE void atomicSqlKeep(AtomicSql *pSql, sqlite3_stmt *pStmt);
+ATM_PRIVATE void atomicSqlUnref(AtomicSql *pSql);
+ATM_PRIVATE void atomicSqlFinalize(AtomicConn *p);
+ATM_PRIVATE void atomicSqlClear(AtomicConn *p);
+
+/*
+** json.c -- a callback's arguments as JSON
+*/
+ATM_PRIVATE char *atomicArgsJson(AtomicCallback *pCb);
 
 /*
 ** pending.c -- the atomic_pending table
 */
-int atomic_pending_register(sqlite3 *db, AtomicConn *p);
+ATM_PRIVATE int atomicPendingRegister(sqlite3 *db, AtomicConn *p);
 
 /*
 ** savepoint.c -- manual savepoints
 */
-void atomicSavepointFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicSavepointCommitFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicSavepointRollbackFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicCleanSavepointsFunc(sqlite3_context*, int, sqlite3_value**);
-void atomic_manual_prune(AtomicConn *p);
-void atomic_manual_clamp(AtomicConn *p);
+ATM_PRIVATE void atomicSavepointFunc(sqlite3_context*, int, sqlite3_value**);
+ATM_PRIVATE void atomicSavepointCommitFunc(sqlite3_context*, int,
+                                           sqlite3_value**);
+ATM_PRIVATE void atomicSavepointRollbackFunc(sqlite3_context*, int,
+                                             sqlite3_value**);
+ATM_PRIVATE void atomicCleanSavepointsFunc(sqlite3_context*, int,
+                                           sqlite3_value**);
 
 /*
 ** lowlevel.c -- autocommit, commit and rollback by hand
 */
-void atomicGetAutocommitFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicSetAutocommitFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicCommitFunc(sqlite3_context*, int, sqlite3_value**);
-void atomicRollbackFunc(sqlite3_context*, int, sqlite3_value**);
-
-/*
-** Test builds only (-DATOMIC_TEST): fail the Nth allocation.
-*/
-#ifdef ATOMIC_TEST
-void atomicTestOomFunc(sqlite3_context*, int, sqlite3_value**);
-#endif
+ATM_PRIVATE void atomicGetAutocommitFunc(sqlite3_context*, int,
+                                         sqlite3_value**);
+ATM_PRIVATE void atomicSetAutocommitFunc(sqlite3_context*, int,
+                                         sqlite3_value**);
+ATM_PRIVATE void atomicCommitFunc(sqlite3_context*, int, sqlite3_value**);
+ATM_PRIVATE void atomicRollbackFunc(sqlite3_context*, int, sqlite3_value**);
 
 #endif /* ATOMICINT_H */

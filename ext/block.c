@@ -7,13 +7,14 @@
 **   get_rollback()                         -> the flag, 0 or 1
 **   atomic_depth()                         -> open blocks, orphans included
 **
-** SAVEPOINT defaults to 1, DURABLE to 0 and OK to 1; each takes 0 or 1 (or
-** any integer form, SPEC section 2); NULL is an error.  The outermost
-** block begins the transaction with BEGIN <transaction_mode> and commits
-** or rolls it back when it exits; inner blocks are savepoints, or no SQL
-** at all with SAVEPOINT=0.  atomic_exit(0) says the caller saw an error:
-** the block rolls back and nothing is raised.  See SPEC.md rules E, X and
-** F, and the state machine in atomicInt.h.
+** SAVEPOINT defaults to 1, DURABLE to 0 and OK to 1; each takes an integer
+** (or a text or real holding one, SPEC section 2): 0 is false, anything
+** else true; NULL is an error.  The outermost block begins the
+** transaction with BEGIN <transaction_mode> and commits or rolls it back
+** when it exits; inner blocks are savepoints, or no SQL at all with
+** SAVEPOINT=0.  atomic_exit(0) says the caller saw an error: the block
+** rolls back and nothing is raised.  See SPEC.md rules E, X and F, and
+** the state machine in state.c.
 **
 ** Example:
 **
@@ -32,6 +33,12 @@
 ** temp.atomic_txn keeps (txn.c); that tells, on exit, whether raw SQL
 ** made the savepoint vanish, in which case no SQL is issued for it.
 **
+** What each statement did is read from what SQLite reported, never from
+** its return code alone.  When the extension's own ROLLBACK fails (an
+** interrupt lasts until the calling statement ends), the transaction is
+** DOOMED: the error says it is still open, and the next call of a
+** function of the extension rolls it back.
+**
 ** The two hot paths, entering an inner block with a savepoint and keeping
 ** it, issue one cached statement and rely on SQLite refusing SAVEPOINT
 ** and RELEASE while a statement writes (SQLITE_BUSY) to detect a caller
@@ -39,169 +46,251 @@
 */
 #include "atomicInt.h"
 
+/* What a failed inner block's error says about what happens next */
+static const char *blockNext(AtomicConn *p){
+  return p->nBlock>0 ? "the enclosing block will roll back"
+                     : "the application's transaction is broken: roll it "
+                       "back with atomic_rollback()";
+}
+
+/* What the error of a doomed transaction tells the user to do */
+#define ATM_DOOMED_HINT "nothing was committed, but the transaction is " \
+  "still open: the next call of a function of this extension rolls it " \
+  "back (or call atomic_rollback())"
+
 /*
-** Remove the innermost block.  Manual savepoints that outlive it (it made
-** no savepoint, so no SQL ended them) now belong to the enclosing block.
+** atomic_enter(): the outermost block began a transaction with BEGIN but
+** cannot follow it (zErr, code rc): roll it back, and report.  If the
+** ROLLBACK fails too, the transaction is doomed.
 */
-void atomic_block_pop(AtomicConn *p){
-  p->nBlock--;
-  if( p->nBlock==0 ){
-    p->bOwner = 0;
-    if( p->eOrphan ){
-      /* After the last orphan the connection works normally (X5) */
-      p->eOrphan = ATOMIC_ORPHAN_NONE;
-      p->bRollback = p->bBroken = 0;
-    }
+static void enterUndoBegin(sqlite3_context *ctx, AtomicConn *p, int rc,
+                           const char *zErr){
+  char *zErr2 = 0;
+  int rc2;
+  if( atomicEndTxn(p, 0, &rc2, &zErr2)==ATM_END_NONE ){
+    atomicDoom(p);
+    atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
+        "through temp.atomic_txn: %s; the ROLLBACK of the transaction it "
+        "had begun failed too: %s; " ATM_DOOMED_HINT,
+        zErr ? zErr : "out of memory", zErr2 ? zErr2 : "out of memory");
+  }else{
+    atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
+        "through temp.atomic_txn: %s", zErr ? zErr : "out of memory");
   }
-  if( p->nManual ) atomic_manual_clamp(p);
+  sqlite3_free(zErr2);
 }
 
 /*
 ** atomic_enter([savepoint [, durable]])
 */
-void atomicEnterFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicEnterFunc(sqlite3_context *ctx, int argc,
+                                 sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   int bSavepoint = 1;
   int bDurable = 0;
-  int bAuto;
-  int iLevel = ATOMIC_NO_SAVEPOINT;
+  int iLevel = ATM_NO_SAVEPOINT;
+  char *zErr = 0;
   int rc;
 
-  if( argc>0 && atomic_arg_bool(ctx, "atomic_enter", "savepoint", argv[0],
-                                &bSavepoint) ){
+  if( argc>0 && atomicArgBool(ctx, "atomic_enter", "savepoint", argv[0],
+                              &bSavepoint) ){
     return;
   }
-  if( argc>1 && atomic_arg_bool(ctx, "atomic_enter", "durable", argv[1],
-                                &bDurable) ){
+  if( argc>1 && atomicArgBool(ctx, "atomic_enter", "durable", argv[1],
+                              &bDurable) ){
     return;
   }
-  bAuto = sqlite3_get_autocommit(p->db);
-  if( p->eOrphan || (p->nBlock>0 && bAuto) ){
-    atomic_check(p, ctx, "atomic_enter", ATOMIC_CHECK_ORPHAN);
+  atomicSync(p);
+  if( p->eOrphan ){
+    atomicCheck(p, ctx, "atomic_enter", ATM_CHECK_ORPHAN);
     return;
   }
-  if( bDurable && (p->nBlock>0 || !bAuto) ){
-    atomic_error(ctx, SQLITE_ERROR, "atomic_enter(): A durable atomic block "
-        "cannot be nested within another atomic block.%s",
-        p->nBlock>0 ? "" : " (A transaction is open: commit or roll it "
-        "back first.)");
+  if( p->nBlock>0 ){
+    /* E3: an inner block, with a savepoint unless it fails already */
+    if( bDurable ){
+      atomicError(ctx, SQLITE_ERROR, "atomic_enter(): A durable atomic "
+          "block cannot be nested within another atomic block.");
+      return;
+    }
+    if( atomicBlockReserve(p) ){
+      sqlite3_result_error_nomem(ctx);
+      return;
+    }
+    if( bSavepoint && !p->bRollback ){
+      rc = atomicSpOpen(p, p->nBlock+1, 0, &iLevel);
+      if( rc!=SQLITE_OK ){
+        if( (rc&0xff)==SQLITE_BUSY && atomicWriterActive(p) ){
+          atomicErrorWriter(ctx, p, "atomic_enter");
+        }else{
+          atomicErrorDb(ctx, p, rc, "atomic_enter");
+        }
+        return;
+      }
+    }else if( atomicWriterActive(p) ){
+      atomicErrorWriter(ctx, p, "atomic_enter");
+      return;
+    }
+    atomicBlockPush(p, iLevel, 0);
+    sqlite3_result_int(ctx, p->nBlock);
     return;
   }
-  if( p->nBlock>=p->nBlockAlloc
-   && atomic_grow((void**)&p->aBlock, &p->nBlockAlloc, p->nBlock+1,
-                  sizeof(AtomicBlock))
-  ){
+
+  /* The outermost block */
+  if( atomicCheck(p, ctx, "atomic_enter",
+                  ATM_CHECK_WRITER|ATM_CHECK_DOOMED) ){
+    return;
+  }
+  if( bDurable && !sqlite3_get_autocommit(p->db) ){
+    atomicError(ctx, SQLITE_ERROR, "atomic_enter(): A durable atomic block "
+        "cannot be nested within another atomic block. (A transaction is "
+        "open: commit or roll it back first.)");
+    return;
+  }
+  if( atomicBlockReserve(p) ){
     sqlite3_result_error_nomem(ctx);
     return;
   }
-
-  if( p->nBlock==0 && bAuto ){
-    /* E2: the outermost block begins the transaction and owns it */
-    char *zErr = 0;
-    if( atomic_writer_active(p) ){
-      atomic_error_writer(ctx, "atomic_enter");
+  if( sqlite3_get_autocommit(p->db) ){
+    /* E2: the block begins the transaction and owns it.  BEGIN happened
+    ** if SQLite left autocommit mode, whatever it returned */
+    rc = atomicExec(p, ATM_STMT_BEGIN);
+    if( sqlite3_get_autocommit(p->db) ){
+      if( rc==SQLITE_OK ){
+        p->zWhy = "BEGIN did nothing (an authorizer that ignores it?)";
+        rc = SQLITE_ERROR;
+      }
+      atomicErrorDb(ctx, p, rc, "atomic_enter");
       return;
     }
-    rc = atomic_exec(p, ATOMIC_STMT_BEGIN);
+    rc = atomicJoin(p, &zErr);
     if( rc!=SQLITE_OK ){
-      atomic_error_db(ctx, p, rc, "atomic_enter");
-      return;
-    }
-    rc = atomic_join(p);
-    if( rc!=SQLITE_OK ){
-      char *zMsg = atomic_mprintf("%s", sqlite3_errmsg(p->db));
-      atomic_end_txn(p, 0, &zErr);
-      atomic_error(ctx, rc, "atomic_enter(): cannot follow the transaction "
-          "through temp.atomic_txn: %s", zMsg ? zMsg : "out of memory");
-      sqlite3_free(zMsg);
+      enterUndoBegin(ctx, p, rc, zErr);
       sqlite3_free(zErr);
       return;
     }
-    p->bOwner = 1;
-    p->bRollback = p->bBroken = 0;
+    atomicBlockPush(p, ATM_NO_SAVEPOINT, 1);
   }else{
-    /* E3: a savepoint, or no SQL at all */
-    int bOuter = p->nBlock==0;
-    if( bOuter && !p->bJoined ){
-      rc = atomic_join(p);
-      if( rc!=SQLITE_OK ){
-        atomic_error(ctx, rc, "atomic_enter(): cannot follow the transaction "
-            "through temp.atomic_txn: %s", sqlite3_errmsg(p->db));
-        return;
-      }
-    }
-    if( bSavepoint && (bOuter || !p->bRollback) ){
-      rc = atomic_sp_open(p, p->nBlock+1, 0, &iLevel);
-      if( (rc&0xff)==SQLITE_BUSY && atomic_writer_active(p) ){
-        atomic_error_writer(ctx, "atomic_enter");
-        return;
-      }
-      if( rc!=SQLITE_OK ){
-        atomic_error_db(ctx, p, rc, "atomic_enter");
-        return;
-      }
-    }else if( atomic_writer_active(p) ){
-      atomic_error_writer(ctx, "atomic_enter");
+    /* E3: the outermost block inside the application's transaction */
+    rc = atomicJoin(p, &zErr);
+    if( rc!=SQLITE_OK ){
+      atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
+          "through temp.atomic_txn: %s", zErr ? zErr : "out of memory");
+      sqlite3_free(zErr);
       return;
     }
-    if( bOuter ){
-      p->bOwner = 0;
-      p->bRollback = p->bBroken = 0;
+    if( bSavepoint ){
+      rc = atomicSpOpen(p, 1, 0, &iLevel);
+      if( rc!=SQLITE_OK ){
+        atomicErrorDb(ctx, p, rc, "atomic_enter");
+        return;
+      }
     }
+    atomicBlockPush(p, iLevel, 0);
   }
-  p->aBlock[p->nBlock++].iLevel = iLevel;
-  sqlite3_result_int(ctx, p->nBlock);
+  sqlite3_result_int(ctx, 1);
 }
 
 /*
-** The owning block exits: COMMIT and run the callbacks (X2, C7), or
-** ROLLBACK (X3).  If COMMIT fails, roll back and raise its error (X4);
-** if it refused because a statement writes, raise E4's error and change
-** nothing.
+** atomic_exit() of the owning block: COMMIT and run the callbacks (X2,
+** C7), or ROLLBACK (X3).  If COMMIT fails, roll back and raise its error
+** (X4); if it refused because a statement writes, raise E4's error and
+** change nothing.  If the ROLLBACK fails too, the transaction is doomed.
 */
-static void atomic_exit_owner(sqlite3_context *ctx, AtomicConn *p,
-                              int bKeep){
+static void exitOwner(sqlite3_context *ctx, AtomicConn *p, int bKeep){
   char *zErr = 0;
-  int rc;
-  if( !bKeep ){
-    rc = atomic_end_txn(p, 0, &zErr);
-    atomic_block_pop(p);
-    if( rc!=SQLITE_OK ){
-      atomic_error(ctx, rc, "atomic_exit(): ROLLBACK failed: %s",
-                   zErr ? zErr : "out of memory");
+  char *zErr2 = 0;
+  int rc, rc2;
+  int eHow;
+  if( bKeep ){
+    eHow = atomicEndTxn(p, 1, &rc, &zErr);
+    if( eHow==ATM_END_COMMIT ){
+      sqlite3_free(zErr);
+      atomicBlockPop(p);
+      rc = atomicRunReady(p, &zErr);
+      if( rc!=SQLITE_OK ){
+        sqlite3_result_error(ctx, zErr ? zErr : "on_commit callback failed "
+            "after commit (no memory for the message); the transaction "
+            "was committed", -1);
+        sqlite3_result_error_code(ctx, SQLITE_ERROR);
+      }else{
+        sqlite3_result_int(ctx, 1);
+      }
+      sqlite3_free(zErr);
+      return;
+    }
+    if( eHow==ATM_END_NONE && (rc&0xff)==SQLITE_BUSY && atomicWriterActive(p) ){
+      /* COMMIT refused before doing anything: a statement writes (E4) */
+      sqlite3_free(zErr);
+      atomicErrorWriter(ctx, p, "atomic_exit");
+      return;
+    }
+    if( eHow==ATM_END_NONE
+     && atomicEndTxn(p, 0, &rc2, &zErr2)==ATM_END_NONE
+    ){
+      atomicBlockPop(p);
+      atomicDoom(p);
+      atomicError(ctx, rc, "atomic_exit(): COMMIT failed: %s; the ROLLBACK "
+          "that followed failed too: %s; " ATM_DOOMED_HINT,
+          zErr ? zErr : "out of memory", zErr2 ? zErr2 : "out of memory");
+    }else{
+      atomicBlockPop(p);
+      atomicError(ctx, rc, "atomic_exit(): COMMIT failed, so the "
+          "transaction was rolled back: %s", zErr ? zErr : "out of memory");
+    }
+  }else{
+    eHow = atomicEndTxn(p, 0, &rc, &zErr);
+    atomicBlockPop(p);
+    if( eHow==ATM_END_NONE ){
+      atomicDoom(p);
+      atomicError(ctx, rc, "atomic_exit(): ROLLBACK failed: %s; "
+                  ATM_DOOMED_HINT, zErr ? zErr : "out of memory");
     }else{
       sqlite3_result_int(ctx, 0);
     }
-    sqlite3_free(zErr);
-    return;
   }
-  rc = atomic_end_txn(p, 1, &zErr);
-  if( (rc&0xff)==SQLITE_BUSY && atomic_writer_active(p) ){
-    /* COMMIT refused before doing anything: a statement writes (E4) */
-    sqlite3_free(zErr);
-    atomic_error_writer(ctx, "atomic_exit");
-    return;
-  }
-  if( rc!=SQLITE_OK ){
-    if( !sqlite3_get_autocommit(p->db) ){
-      char *zErr2 = 0;
-      atomic_end_txn(p, 0, &zErr2);
-      sqlite3_free(zErr2);
+  sqlite3_free(zErr);
+  sqlite3_free(zErr2);
+}
+
+/*
+** atomic_exit() of an inner block whose RELEASE failed (rc, message
+** zErr; nEnd was p->nEnd before it): X4, roll back to the savepoint and
+** raise.  If SQLite rolled back the whole transaction instead, the block
+** and those around it are orphans.  If ROLLBACK TO fails too, the flag is
+** set and the error says that the work is still there.
+*/
+static void exitReleaseFailed(sqlite3_context *ctx, AtomicConn *p, int rc,
+                              u32 nEnd){
+  char *zErr = atomicMprintf("%s", atomicErrmsg(p));
+  int iLevel = p->aBlock[p->nBlock-1].iLevel;
+  int rc2 = SQLITE_OK;
+  if( p->nEnd==nEnd ){
+    rc2 = atomicSpClose(p, iLevel, p->nBlock, 1, 0, 0);
+    if( rc2==SQLITE_OK ){
+      /* Rolled back.  If RELEASE fails again the savepoint stays open,
+      ** nobody's (atomicBlockPop) */
+      atomicSpClose(p, iLevel, p->nBlock, 0, 1, 0);
+      atomicBlockPop(p);
+      atomicError(ctx, rc, "atomic_exit(): RELEASE failed, so the block "
+          "was rolled back: %s", zErr ? zErr : "out of memory");
+      sqlite3_free(zErr);
+      return;
     }
-    atomic_queue_truncate(&p->pending, 0);
-    atomic_block_pop(p);
-    atomic_error(ctx, rc, "atomic_exit(): COMMIT failed, so the transaction "
-        "was rolled back: %s", zErr ? zErr : "out of memory");
-    sqlite3_free(zErr);
-    return;
   }
-  atomic_block_pop(p);
-  rc = atomic_queue_run_ready(p, &zErr);
-  if( rc!=SQLITE_OK ){
-    atomic_error(ctx, rc, "%s", zErr ? zErr : "on_commit callback failed "
-                 "after commit: out of memory");
+  if( p->nEnd!=nEnd ){
+    atomicBlockPop(p);
+    atomicError(ctx, rc, "atomic_exit(): %s failed and SQLite rolled back "
+        "the whole transaction: %s%s", rc2 ? "ROLLBACK TO" : "RELEASE",
+        rc2 ? atomicErrmsg(p) : (zErr ? zErr : "out of memory"),
+        p->nBlock>0 ? "; the enclosing blocks are orphans: call "
+                      "atomic_exit() for each" : "");
   }else{
-    sqlite3_result_int(ctx, 1);
+    atomicFlagSet(p, 1, 1);
+    atomicBlockPop(p);
+    atomicError(ctx, rc, "atomic_exit(): RELEASE failed: %s; the ROLLBACK "
+        "TO that followed failed too: %s; the block's work is still in the "
+        "transaction, and the rollback flag is set: %s",
+        zErr ? zErr : "out of memory", atomicErrmsg(p), blockNext(p));
   }
   sqlite3_free(zErr);
 }
@@ -209,27 +298,24 @@ static void atomic_exit_owner(sqlite3_context *ctx, AtomicConn *p,
 /*
 ** atomic_exit([ok])
 */
-void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicExitFunc(sqlite3_context *ctx, int argc,
+                                sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   AtomicBlock *pBlock;
   int bOk = 1;
   int bKeep;
   int rc;
 
-  if( argc>0 && atomic_arg_bool(ctx, "atomic_exit", "ok", argv[0], &bOk) ){
+  if( argc>0 && atomicArgBool(ctx, "atomic_exit", "ok", argv[0], &bOk) ){
     return;
   }
-  if( p->nBlock>0 && p->eOrphan==ATOMIC_ORPHAN_NONE
-   && sqlite3_get_autocommit(p->db)
-  ){
-    atomic_sync(p);
-  }
+  atomicSync(p);
   if( p->nBlock==0 ){
-    if( atomic_writer_active(p) ){
-      atomic_error_writer(ctx, "atomic_exit");
+    if( atomicWriterActive(p) ){
+      atomicErrorWriter(ctx, p, "atomic_exit");
     }else{
-      atomic_error(ctx, SQLITE_ERROR,
-                   "atomic_exit() called outside of an 'atomic' block");
+      atomicError(ctx, SQLITE_ERROR,
+                  "atomic_exit() called outside of an 'atomic' block");
     }
     return;
   }
@@ -237,123 +323,133 @@ void atomicExitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   bKeep = bOk && !p->bRollback;
 
   /* The hot path: keep an inner block whose savepoint is there (X2) */
-  if( bKeep && p->eOrphan==ATOMIC_ORPHAN_NONE
-   && atomic_level_alive(p, pBlock->iLevel, p->nBlock)
+  if( bKeep && p->eOrphan==ATM_END_NONE
+   && atomicLevelAlive(p, pBlock->iLevel, p->nBlock)
   ){
-    rc = atomic_exec(p, ATOMIC_STMT_RELEASE);
-    if( rc==SQLITE_OK && atomic_level_alive(p, pBlock->iLevel, p->nBlock) ){
-      /* A raw savepoint with the same name shadowed it: go on to ours */
-      rc = atomic_sp_close(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
+    int nBefore = p->nLevel;
+    u32 nEnd = p->nEnd;
+    rc = atomicExec(p, ATM_STMT_RELEASE);
+    if( p->nEnd==nEnd && p->nLevel<nBefore ){
+      if( p->nLevel>pBlock->iLevel ){
+        /* A raw savepoint with the same name shadowed it: go on to ours */
+        rc = atomicSpClose(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
+      }
+      if( p->nLevel<=pBlock->iLevel ){
+        atomicBlockPop(p);
+        sqlite3_result_int(ctx, 1);
+        return;
+      }
+    }
+    if( (rc&0xff)==SQLITE_BUSY && atomicWriterActive(p) ){
+      atomicErrorWriter(ctx, p, "atomic_exit");
+      return;
     }
     if( rc==SQLITE_OK ){
-      atomic_block_pop(p);
-      sqlite3_result_int(ctx, 1);
-      return;
+      p->zWhy = "RELEASE did nothing (an authorizer that ignores it?)";
+      rc = SQLITE_ERROR;
     }
-    if( (rc&0xff)==SQLITE_BUSY && atomic_writer_active(p) ){
-      atomic_error_writer(ctx, "atomic_exit");
-      return;
-    }
-    /* X4: RELEASE failed: roll back to the savepoint and raise */
-    {
-      char *zErr = atomic_mprintf("%s", sqlite3_errmsg(p->db));
-      if( !atomic_level_alive(p, pBlock->iLevel, p->nBlock)
-       || atomic_sp_close(p, pBlock->iLevel, p->nBlock, 1, 1, 0)!=SQLITE_OK
-      ){
-        p->bRollback = p->bBroken = 1;
-      }
-      atomic_block_pop(p);
-      atomic_error(ctx, rc, "atomic_exit(): RELEASE failed, so the block "
-          "was rolled back: %s", zErr ? zErr : "out of memory");
-      sqlite3_free(zErr);
-      return;
-    }
+    exitReleaseFailed(ctx, p, rc, nEnd);
+    return;
   }
 
   /* The owning block keeps its work: SQLite's COMMIT refuses by itself,
   ** before doing anything, while a statement writes */
-  if( bKeep && p->eOrphan==ATOMIC_ORPHAN_NONE && p->nBlock==1 && p->bOwner ){
-    atomic_exit_owner(ctx, p, 1);
+  if( bKeep && p->eOrphan==ATM_END_NONE && p->nBlock==1 && p->bOwner ){
+    exitOwner(ctx, p, 1);
     return;
   }
 
-  if( atomic_writer_active(p) ){
-    atomic_error_writer(ctx, "atomic_exit");
+  if( atomicWriterActive(p) ){
+    atomicErrorWriter(ctx, p, "atomic_exit");
     return;
   }
 
   /* X5: an orphan closes with no SQL */
   if( p->eOrphan ){
-    const char *zText = atomic_orphan_text(p);
-    atomic_block_pop(p);
-    atomic_error(ctx, SQLITE_ERROR, "atomic_exit(): %s", zText);
+    const char *zText = atomicOrphanText(p);
+    atomicBlockPop(p);
+    atomicError(ctx, SQLITE_ERROR, "atomic_exit(): %s", zText);
     return;
   }
 
   if( p->nBlock==1 && p->bOwner ){
-    atomic_exit_owner(ctx, p, bKeep);
+    exitOwner(ctx, p, 0);
     return;
   }
 
   if( bKeep ){
-    if( pBlock->iLevel==ATOMIC_NO_SAVEPOINT ){
+    if( pBlock->iLevel==ATM_NO_SAVEPOINT ){
       /* X2: a savepoint-less block does nothing */
-      atomic_block_pop(p);
+      atomicBlockPop(p);
       sqlite3_result_int(ctx, 1);
     }else{
       /* X5: raw SQL released or rolled back past the block's savepoint */
-      p->bRollback = p->bBroken = 1;
-      atomic_block_pop(p);
-      atomic_error(ctx, SQLITE_ERROR, "atomic_exit(): the block's savepoint "
-          "was released or rolled back outside of the 'atomic' block; the "
-          "enclosing block will roll back");
+      atomicFlagSet(p, 1, 1);
+      atomicBlockPop(p);
+      atomicError(ctx, SQLITE_ERROR, "atomic_exit(): the block's savepoint "
+          "was released or rolled back outside of the 'atomic' block; %s",
+          blockNext(p));
     }
     return;
   }
 
-  /* X3: roll back */
-  p->bRollback = p->bBroken = 0;
-  if( !atomic_level_alive(p, pBlock->iLevel, p->nBlock)
-   || atomic_sp_close(p, pBlock->iLevel, p->nBlock, 1, 1, 0)!=SQLITE_OK
-  ){
-    /* No savepoint, it vanished, or ROLLBACK TO failed: pass it up */
-    p->bRollback = p->bBroken = 1;
+  /* X3: roll back to the savepoint, or pass the failure up when there is
+  ** none to roll back to */
+  atomicFlagSet(p, 0, 0);
+  if( atomicLevelAlive(p, pBlock->iLevel, p->nBlock) ){
+    u32 nEnd = p->nEnd;
+    rc = atomicSpClose(p, pBlock->iLevel, p->nBlock, 1, 0, 0);
+    if( rc==SQLITE_OK ){
+      /* If RELEASE fails the savepoint stays open, nobody's */
+      atomicSpClose(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
+      atomicBlockPop(p);
+      sqlite3_result_int(ctx, 0);
+      return;
+    }
+    if( p->nEnd!=nEnd ){
+      atomicBlockPop(p);
+      atomicError(ctx, rc, "atomic_exit(): ROLLBACK TO failed and SQLite "
+          "rolled back the whole transaction: %s%s", atomicErrmsg(p),
+          p->nBlock>0 ? "; the enclosing blocks are orphans: call "
+                        "atomic_exit() for each" : "");
+      return;
+    }
   }
-  atomic_block_pop(p);
+  atomicFlagSet(p, 1, 1);
+  atomicBlockPop(p);
   sqlite3_result_int(ctx, 0);
 }
 
 /*
 ** set_rollback(flag)
 */
-void atomicSetRollbackFunc(sqlite3_context *ctx, int argc,
-                           sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicSetRollbackFunc(sqlite3_context *ctx, int argc,
+                                       sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   int bFlag = 0;
   (void)argc;
-  atomic_sync(p);
+  atomicSync(p);
   if( p->nBlock==0 ){
-    atomic_error(ctx, SQLITE_ERROR, "set_rollback(): The rollback flag "
-                 "doesn't work outside of an 'atomic' block.");
+    atomicError(ctx, SQLITE_ERROR, "set_rollback(): The rollback flag "
+                "doesn't work outside of an 'atomic' block.");
     return;
   }
-  if( atomic_arg_bool(ctx, "set_rollback", "flag", argv[0], &bFlag) ) return;
-  p->bRollback = (u8)bFlag;
-  if( !bFlag ) p->bBroken = 0;
+  if( atomicArgBool(ctx, "set_rollback", "flag", argv[0], &bFlag) ) return;
+  atomicFlagSet(p, bFlag, -1);
   sqlite3_result_int(ctx, bFlag);
 }
 
 /*
 ** get_rollback()
 */
-void atomicGetRollbackFunc(sqlite3_context *ctx, int argc,
-                           sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicGetRollbackFunc(sqlite3_context *ctx, int argc,
+                                       sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   (void)argc; (void)argv;
-  atomic_sync(p);
+  atomicSync(p);
   if( p->nBlock==0 ){
-    atomic_error(ctx, SQLITE_ERROR, "get_rollback(): The rollback flag "
-                 "doesn't work outside of an 'atomic' block.");
+    atomicError(ctx, SQLITE_ERROR, "get_rollback(): The rollback flag "
+                "doesn't work outside of an 'atomic' block.");
     return;
   }
   sqlite3_result_int(ctx, p->bRollback);
@@ -362,9 +458,10 @@ void atomicGetRollbackFunc(sqlite3_context *ctx, int argc,
 /*
 ** atomic_depth()
 */
-void atomicDepthFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicDepthFunc(sqlite3_context *ctx, int argc,
+                                 sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   (void)argc; (void)argv;
-  atomic_sync(p);
+  atomicSync(p);
   sqlite3_result_int(ctx, p->nBlock);
 }

@@ -19,16 +19,19 @@
 ** a failed savepoint-less block left the transaction broken (F3).  If
 ** COMMIT fails the transaction stays as SQLite left it (open after a
 ** deferred foreign key violation or SQLITE_BUSY), the callbacks stay
-** queued, and the error keeps its result code.
+** queued, and the error keeps its result code.  A transaction that the
+** extension could not roll back earlier (DOOMED) is rolled back first by
+** set_autocommit() and atomic_commit(), and is what atomic_rollback()
+** ends.
 */
 #include "atomicInt.h"
 
 /*
 ** get_autocommit()
 */
-void atomicGetAutocommitFunc(sqlite3_context *ctx, int argc,
-                             sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicGetAutocommitFunc(sqlite3_context *ctx, int argc,
+                                         sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   (void)argc; (void)argv;
   sqlite3_result_int(ctx, sqlite3_get_autocommit(p->db)!=0);
 }
@@ -36,15 +39,15 @@ void atomicGetAutocommitFunc(sqlite3_context *ctx, int argc,
 /*
 ** Run the ready callbacks and set the result of ctx: the integer 1 if
 ** bOne, else NULL, if they all succeeded (or were robust); otherwise the
-** failure.
+** failure, with SQLITE_ERROR (the work they follow is committed).
 */
-static void atomic_run_ready_result(sqlite3_context *ctx, AtomicConn *p,
-                                    int bOne){
+static void lowRunReady(sqlite3_context *ctx, AtomicConn *p, int bOne){
   char *zErr = 0;
-  int rc = atomic_queue_run_ready(p, &zErr);
-  if( rc!=SQLITE_OK ){
-    atomic_error(ctx, rc, "%s", zErr ? zErr : "on_commit callback failed "
-                 "after commit: out of memory");
+  if( atomicRunReady(p, &zErr)!=SQLITE_OK ){
+    sqlite3_result_error(ctx, zErr ? zErr : "on_commit callback failed "
+        "after commit (no memory for the message); the transaction was "
+        "committed", -1);
+    sqlite3_result_error_code(ctx, SQLITE_ERROR);
   }else if( bOne ){
     sqlite3_result_int(ctx, 1);
   }else{
@@ -56,24 +59,28 @@ static void atomic_run_ready_result(sqlite3_context *ctx, AtomicConn *p,
 /*
 ** set_autocommit(flag)
 */
-void atomicSetAutocommitFunc(sqlite3_context *ctx, int argc,
-                             sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicSetAutocommitFunc(sqlite3_context *ctx, int argc,
+                                         sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   int bFlag = 0;
   int rc;
   (void)argc;
-  if( atomic_arg_bool(ctx, "set_autocommit", "flag", argv[0], &bFlag) ){
+  if( atomicArgBool(ctx, "set_autocommit", "flag", argv[0], &bFlag) ){
     return;
   }
-  if( atomic_check(p, ctx, "set_autocommit",
-                   ATOMIC_CHECK_WRITER|ATOMIC_CHECK_FORBID) ){
+  if( atomicCheck(p, ctx, "set_autocommit",
+                  ATM_CHECK_WRITER|ATM_CHECK_FORBID|ATM_CHECK_DOOMED) ){
     return;
   }
   if( bFlag==0 ){
     if( sqlite3_get_autocommit(p->db) ){
-      rc = atomic_exec(p, ATOMIC_STMT_BEGIN);
-      if( rc!=SQLITE_OK ){
-        atomic_error_db(ctx, p, rc, "set_autocommit");
+      rc = atomicExec(p, ATM_STMT_BEGIN);
+      if( sqlite3_get_autocommit(p->db) ){
+        if( rc==SQLITE_OK ){
+          p->zWhy = "BEGIN did nothing (an authorizer that ignores it?)";
+          rc = SQLITE_ERROR;
+        }
+        atomicErrorDb(ctx, p, rc, "set_autocommit");
         return;
       }
     }
@@ -81,60 +88,65 @@ void atomicSetAutocommitFunc(sqlite3_context *ctx, int argc,
     return;
   }
   if( !sqlite3_get_autocommit(p->db) ){
-    atomic_error(ctx, SQLITE_ERROR, "set_autocommit(): a transaction is "
+    atomicError(ctx, SQLITE_ERROR, "set_autocommit(): a transaction is "
         "open; end it with atomic_commit() or atomic_rollback() first");
     return;
   }
-  atomic_run_ready_result(ctx, p, 1);
+  lowRunReady(ctx, p, 1);
 }
 
 /*
 ** atomic_commit()
 */
-void atomicCommitFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicCommitFunc(sqlite3_context *ctx, int argc,
+                                  sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   char *zErr = 0;
+  int eHow;
   int rc;
   (void)argc; (void)argv;
-  if( atomic_check(p, ctx, "atomic_commit",
-        ATOMIC_CHECK_WRITER|ATOMIC_CHECK_FORBID|ATOMIC_CHECK_BROKEN) ){
+  if( atomicCheck(p, ctx, "atomic_commit", ATM_CHECK_WRITER|ATM_CHECK_FORBID
+                  |ATM_CHECK_BROKEN|ATM_CHECK_DOOMED) ){
     return;
   }
   if( sqlite3_get_autocommit(p->db) ){
     sqlite3_result_null(ctx);
     return;
   }
-  rc = atomic_end_txn(p, 1, &zErr);
-  if( rc!=SQLITE_OK ){
-    atomic_error(ctx, rc, "atomic_commit(): %s",
-                 zErr ? zErr : "out of memory");
+  eHow = atomicEndTxn(p, 1, &rc, &zErr);
+  if( eHow==ATM_END_COMMIT ){
     sqlite3_free(zErr);
+    lowRunReady(ctx, p, 0);
     return;
   }
-  atomic_run_ready_result(ctx, p, 0);
+  atomicError(ctx, rc, "atomic_commit(): %s%s", eHow==ATM_END_NONE ? ""
+              : "COMMIT failed, so the transaction was rolled back: ",
+              zErr ? zErr : "out of memory");
+  sqlite3_free(zErr);
 }
 
 /*
 ** atomic_rollback()
 */
-void atomicRollbackFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
-  AtomicConn *p = (AtomicConn*)sqlite3_user_data(ctx);
+ATM_PRIVATE void atomicRollbackFunc(sqlite3_context *ctx, int argc,
+                                    sqlite3_value **argv){
+  AtomicConn *p = atomicConn(ctx);
   char *zErr = 0;
   int rc;
   (void)argc; (void)argv;
-  if( atomic_check(p, ctx, "atomic_rollback",
-                   ATOMIC_CHECK_WRITER|ATOMIC_CHECK_FORBID) ){
+  if( atomicCheck(p, ctx, "atomic_rollback",
+                  ATM_CHECK_WRITER|ATM_CHECK_FORBID) ){
     return;
   }
-  p->bRollback = p->bBroken = 0;
-  if( !sqlite3_get_autocommit(p->db) ){
-    rc = atomic_end_txn(p, 0, &zErr);
-    if( rc!=SQLITE_OK ){
-      atomic_error(ctx, rc, "atomic_rollback(): %s",
-                   zErr ? zErr : "out of memory");
-      sqlite3_free(zErr);
-      return;
-    }
+  if( !sqlite3_get_autocommit(p->db)
+   && atomicEndTxn(p, 0, &rc, &zErr)==ATM_END_NONE
+  ){
+    atomicError(ctx, rc, "atomic_rollback(): %s; the transaction is still "
+                "open", zErr ? zErr : "out of memory");
+    sqlite3_free(zErr);
+    return;
   }
+  sqlite3_free(zErr);
+  atomicFlagSet(p, 0, 0);
   sqlite3_result_null(ctx);
 }

@@ -65,11 +65,11 @@ static int pendingConnect(sqlite3 *db, void *pAux, int argc,
                 "args TEXT, depth INTEGER, robust INTEGER, durable INTEGER)");
   if( rc!=SQLITE_OK ) return rc;
   sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
-  pTab = atomic_malloc(sizeof(*pTab));
+  pTab = atomicMalloc(sizeof(*pTab));
   if( pTab==0 ) return SQLITE_NOMEM;
   memset(pTab, 0, sizeof(*pTab));
   pTab->p = p;
-  atomic_conn_ref(p);
+  atomicConnRef(p);
   p->bGuard++;
   *ppVtab = &pTab->base;
   return SQLITE_OK;
@@ -82,8 +82,8 @@ static int pendingConnect(sqlite3 *db, void *pAux, int argc,
 static int pendingDisconnect(sqlite3_vtab *pVtab){
   AtomicPendingVtab *pTab = (AtomicPendingVtab*)pVtab;
   AtomicConn *p = pTab->p;
-  if( --p->bGuard==0 ) atomic_finalize_all(p);
-  atomic_conn_unref(p);
+  if( --p->bGuard==0 ) atomicFinalizeAll(p);
+  atomicConnUnref(p);
   sqlite3_free(pTab);
   return SQLITE_OK;
 }
@@ -96,7 +96,7 @@ static int pendingBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
 }
 
 static int pendingOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCursor){
-  AtomicPendingCursor *pCur = atomic_malloc(sizeof(*pCur));
+  AtomicPendingCursor *pCur = atomicMalloc(sizeof(*pCur));
   (void)pVtab;
   if( pCur==0 ) return SQLITE_NOMEM;
   memset(pCur, 0, sizeof(*pCur));
@@ -106,7 +106,7 @@ static int pendingOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCursor){
 
 static void pendingReset(AtomicPendingCursor *pCur){
   int i;
-  for(i=0; i<pCur->nCb; i++) atomic_callback_unref(pCur->aCb[i]);
+  for(i=0; i<pCur->nCb; i++) atomicCallbackUnref(pCur->aCb[i]);
   sqlite3_free(pCur->aCb);
   pCur->aCb = 0;
   pCur->nCb = 0;
@@ -133,7 +133,7 @@ static int pendingFilter(sqlite3_vtab_cursor *pCursor, int idxNum,
   aQueue[1] = &p->pending;
   for(i=0; i<2; i++){
     for(pCb=aQueue[i]->pFirst; pCb; pCb=pCb->pNext){
-      if( atomic_grow((void**)&pCur->aCb, &nAlloc, pCur->nCb+1,
+      if( atomicGrow((void**)&pCur->aCb, &nAlloc, pCur->nCb+1,
                       sizeof(AtomicCallback*)) ){
         return SQLITE_NOMEM;
       }
@@ -167,7 +167,7 @@ static int pendingColumn(sqlite3_vtab_cursor *pCursor, sqlite3_context *ctx,
                           SQLITE_TRANSIENT);
       break;
     case PENDING_ARGS: {
-      char *z = atomic_callback_args_json(pCb);
+      char *z = atomicArgsJson(pCb);
       if( z==0 ) return SQLITE_NOMEM;
       sqlite3_result_text(ctx, z, -1, sqlite3_free);
       break;
@@ -214,15 +214,15 @@ static sqlite3_module atomicPendingModule = {
 ** would hide the first one, but nobody names a table atomic_close_guard.
 ** Each registration holds one reference to p.
 */
-int atomic_pending_register(sqlite3 *db, AtomicConn *p){
+ATM_PRIVATE int atomicPendingRegister(sqlite3 *db, AtomicConn *p){
   int rc;
-  atomic_conn_ref(p);
+  atomicConnRef(p);
   rc = sqlite3_create_module_v2(db, "atomic_pending", &atomicPendingModule,
-                                p, atomic_conn_unref);
+                                p, atomicConnUnref);
   if( rc==SQLITE_OK ){
-    atomic_conn_ref(p);
+    atomicConnRef(p);
     rc = sqlite3_create_module_v2(db, "atomic_close_guard",
-                                  &atomicPendingModule, p, atomic_conn_unref);
+                                  &atomicPendingModule, p, atomicConnUnref);
   }
   return rc;
 }

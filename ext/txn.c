@@ -1,35 +1,44 @@
 /*
 ** txn.c -- temp.atomic_txn, the virtual table through which the atomic
-** extension follows the transaction, and the savepoint operations built
-** on it.
+** extension follows the transaction, and the statements that open and
+** end savepoints and transactions, each reporting what SQLite really did.
 **
 ** SCHEMA
 **
 **   CREATE VIRTUAL TABLE temp.atomic_txn USING atomic_txn;
 **
-** created when the extension loads (again later if it is missing).  It has
-** one column, holds no rows, refuses writes (SQLITE_CONSTRAINT) and cannot
-** be used from a trigger or view.  It exists only in TEMP, so joining it to a transaction
-** locks nothing in the application's databases.  While a transaction that
-** it has joined is open, DROP TABLE refuses to drop it.
+** created when the extension loads in autocommit mode, and otherwise
+** when it is first needed (again later if it is dropped, or TEMP is
+** reset by PRAGMA temp_store).  One column, no rows; it refuses writes
+** (SQLITE_CONSTRAINT) and cannot be used from a trigger or view.  It
+** exists only in TEMP, so joining it to a transaction locks nothing in
+** the application's databases.  While it follows a transaction, DROP
+** TABLE refuses to drop it.
 **
 ** HOW IT WORKS
 **
-** When a transaction the extension cares about starts, atomic_join() runs
-** the cached statement "INSERT OR IGNORE INTO temp.atomic_txn VALUES(0)".
+** When a transaction the extension cares about starts, atomicJoin() runs
+** the kept statement "INSERT OR IGNORE INTO temp.atomic_txn VALUES(0)".
 ** The table ignores the row, but SQLite has called xBegin and added the
-** table to the transaction.  From then until the transaction ends SQLite reports to the
-** table every savepoint that opens (xSavepoint), is released (xRelease) or
-** is rolled back to (xRollbackTo) -- raw SQL savepoints and the statement
-** savepoint of every writing statement included -- then xCommit after a
-** successful commit or xRollback after any rollback.  These methods keep
-** AtomicConn.aLevel[] equal to SQLite's own savepoint stack, discard the
-** callbacks that a rollback undid, and turn the blocks into orphans when
-** the transaction ends while they are open and the extension did not end
-** it (see atomicInt.h).  None of them runs SQL.
+** table to the transaction.  From then until the transaction ends SQLite
+** reports to it every savepoint that opens (xSavepoint), is released
+** (xRelease) or is rolled back to (xRollbackTo) -- raw SQL savepoints and
+** the statement savepoint of every writing statement included -- then
+** xCommit after a successful commit or xRollback after any rollback.  The
+** methods hand each report to the state machine (state.c); none runs SQL.
 **
-** Side effect: the statement above resets sqlite3_changes() to 0 when a
-** transaction starts through atomic_enter() or savepoint().
+** A table created inside a transaction is added to it without xBegin, and
+** SQLite then tells it of rollbacks only to savepoints opened after it;
+** the state is "blind" until one opens, and atomicJoin() opens and
+** releases one at once so that the older levels are known.
+**
+** The functions below run a statement and then ask the state what SQLite
+** reported, rather than trusting the return code: a COMMIT can fail after
+** it committed (a progress handler that fires at its end), an interrupted
+** ROLLBACK does nothing, and an authorizer can make any of them a no-op.
+**
+** Side effect: the join resets sqlite3_changes() to 0 when a transaction
+** starts through atomic_enter() or savepoint().
 */
 #include "atomicInt.h"
 
@@ -46,9 +55,20 @@ struct AtomicTxnCursor {
 };
 
 /*
+** The state that instance pVtab reports to, or NULL if another instance
+** follows the transaction.  After a schema reset in a transaction (DETACH)
+** the application could connect a second instance and join it too; only
+** the first one speaks, so nothing is reported twice.
+*/
+static AtomicConn *txnConnOf(sqlite3_vtab *pVtab){
+  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
+  if( p->bJoined && p->pJoinedTab!=pVtab ) return 0;
+  return p;
+}
+
+/*
 ** xCreate and xConnect.  Only temp.atomic_txn may exist: an instance in
-** another schema or under another name would hear nothing useful and
-** could confuse the state if written to.
+** another schema or under another name would hear nothing useful.
 */
 static int txnInit(sqlite3 *db, void *pAux, int argc,
                    const char *const *argv, sqlite3_vtab **ppVtab,
@@ -67,11 +87,11 @@ static int txnInit(sqlite3 *db, void *pAux, int argc,
   if( rc!=SQLITE_OK ) return rc;
   sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
   sqlite3_vtab_config(db, SQLITE_VTAB_CONSTRAINT_SUPPORT, 1);
-  pTab = atomic_malloc(sizeof(*pTab));
+  pTab = atomicMalloc(sizeof(*pTab));
   if( pTab==0 ) return SQLITE_NOMEM;
   memset(pTab, 0, sizeof(*pTab));
   pTab->p = p;
-  atomic_conn_ref(p);
+  atomicConnRef(p);
   *ppVtab = &pTab->base;
   return SQLITE_OK;
 }
@@ -84,7 +104,8 @@ static int txnConnect(sqlite3 *db, void *pAux, int argc,
 
 /*
 ** A table created inside a transaction is added to it by SQLite without
-** an xBegin call, so creating it counts as joining.
+** an xBegin call, so creating it counts as joining -- blind, unless the
+** transaction is the CREATE statement's own (autocommit mode).
 */
 static int txnCreate(sqlite3 *db, void *pAux, int argc,
                      const char *const *argv, sqlite3_vtab **ppVtab,
@@ -92,16 +113,17 @@ static int txnCreate(sqlite3 *db, void *pAux, int argc,
   int rc = txnInit(db, pAux, argc, argv, ppVtab, pzErr);
   if( rc==SQLITE_OK ){
     AtomicConn *p = (AtomicConn*)pAux;
-    p->bJoined = 1;
-    p->bSchema = 0;
-    p->nLevel = 0;
+    if( !p->bJoined ){
+      p->pJoinedTab = *ppVtab;
+      atomicTxnJoined(p, !sqlite3_get_autocommit(db));
+    }
   }
   return rc;
 }
 
 static int txnDisconnect(sqlite3_vtab *pVtab){
   AtomicTxnVtab *pTab = (AtomicTxnVtab*)pVtab;
-  atomic_conn_unref(pTab->p);
+  atomicConnUnref(pTab->p);
   sqlite3_free(pTab);
   return SQLITE_OK;
 }
@@ -130,7 +152,7 @@ static int txnBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
 }
 
 static int txnOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCursor){
-  AtomicTxnCursor *pCur = atomic_malloc(sizeof(*pCur));
+  AtomicTxnCursor *pCur = atomicMalloc(sizeof(*pCur));
   (void)pVtab;
   if( pCur==0 ) return SQLITE_NOMEM;
   memset(pCur, 0, sizeof(*pCur));
@@ -190,10 +212,11 @@ static int txnUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
 }
 
 static int txnBegin(sqlite3_vtab *pVtab){
-  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
-  p->bJoined = 1;
-  p->bSchema = 0;
-  p->nLevel = 0;
+  AtomicConn *p = txnConnOf(pVtab);
+  if( p ){
+    p->pJoinedTab = pVtab;
+    atomicTxnJoined(p, 0);
+  }
   return SQLITE_OK;
 }
 
@@ -202,98 +225,46 @@ static int txnSync(sqlite3_vtab *pVtab){
   return SQLITE_OK;
 }
 
-/*
-** The transaction ended: committed if bCommit, else rolled back.  Every
-** savepoint and manual savepoint ended with it, and the rollback flag is
-** cleared (P3).  If the extension ended it, or no block is open, the
-** pending callbacks become ready (commit) or are discarded (rollback).
-** If blocks are open and something else ended it, they become orphans
-** and the callbacks are discarded (X5).
-*/
-static void atomic_txn_ended(AtomicConn *p, int bCommit){
-  p->bJoined = 0;
-  p->bSchema = 0;
-  p->nLevel = 0;
-  p->nManual = 0;
-  p->bRollback = 0;
-  p->bBroken = 0;
-  if( p->nBlock>0 && !p->bExpectEnd ){
-    if( p->eOrphan==ATOMIC_ORPHAN_NONE ){
-      p->eOrphan = bCommit ? ATOMIC_ORPHAN_COMMIT : ATOMIC_ORPHAN_ROLLBACK;
-    }
-    atomic_queue_truncate(&p->pending, 0);
-  }else if( bCommit ){
-    atomic_queue_move(&p->ready, &p->pending);
-  }else{
-    atomic_queue_truncate(&p->pending, 0);
-  }
-}
-
 static int txnCommit(sqlite3_vtab *pVtab){
-  atomic_txn_ended(((AtomicTxnVtab*)pVtab)->p, 1);
+  AtomicConn *p = txnConnOf(pVtab);
+  if( p ) atomicTxnEnd(p, ATM_END_COMMIT);
   return SQLITE_OK;
 }
 
 static int txnRollback(sqlite3_vtab *pVtab){
-  atomic_txn_ended(((AtomicTxnVtab*)pVtab)->p, 0);
+  AtomicConn *p = txnConnOf(pVtab);
+  if( p ) atomicTxnEnd(p, ATM_END_ROLLBACK);
   return SQLITE_OK;
 }
 
-/*
-** Savepoint iLevel opened.  Entries above it that are still recorded are
-** stale and forgotten; missing entries below it opened before the table
-** joined the transaction, so they are older than every queued callback.
-** The owner is the one the extension announced for its own SAVEPOINT
-** statement, or 0.
-*/
 static int txnSavepoint(sqlite3_vtab *pVtab, int iLevel){
-  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
-  i64 iOwner = p->iNewOwner;
-  int rc;
-  p->iNewOwner = 0;
-  if( iLevel<0 ) return SQLITE_OK;
-  if( iLevel<p->nLevel ) p->nLevel = iLevel;
-  if( iLevel>=p->nLevelAlloc ){
-    rc = atomic_grow((void**)&p->aLevel, &p->nLevelAlloc, iLevel+1,
-                     sizeof(AtomicLevel));
-    if( rc!=SQLITE_OK ) return rc;
+  AtomicConn *p = txnConnOf(pVtab);
+  if( p==0 ) return SQLITE_OK;
+#ifdef ATOMIC_TEST
+  if( p->bProbing ){
+    p->iProbe = iLevel;
+    return SQLITE_OK;
   }
-  while( p->nLevel<iLevel ){
-    p->aLevel[p->nLevel].iOwner = 0;
-    p->aLevel[p->nLevel].pMark = 0;
-    p->nLevel++;
-  }
-  p->aLevel[iLevel].iOwner = iOwner;
-  p->aLevel[iLevel].pMark = p->pending.pLast;
-  p->nLevel = iLevel+1;
-  return SQLITE_OK;
+#endif
+  return atomicLevelOpen(p, iLevel);
 }
 
-/*
-** Savepoint iLevel and every savepoint inside it were released.  Their
-** callbacks stay queued: they now belong to the enclosing savepoint.
-*/
 static int txnRelease(sqlite3_vtab *pVtab, int iLevel){
-  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
-  if( iLevel<0 ) iLevel = 0;
-  if( iLevel<p->nLevel ) p->nLevel = iLevel;
+  AtomicConn *p = txnConnOf(pVtab);
+  if( p==0 ) return SQLITE_OK;
+#ifdef ATOMIC_TEST
+  if( p->bProbing ){
+    p->bProbeReleased = 1;
+    return SQLITE_OK;
+  }
+#endif
+  atomicLevelRelease(p, iLevel);
   return SQLITE_OK;
 }
 
-/*
-** The transaction was rolled back to savepoint iLevel, which stays open;
-** -1 is the savepoint that began the transaction.  Everything queued since
-** it opened is discarded.
-*/
 static int txnRollbackTo(sqlite3_vtab *pVtab, int iLevel){
-  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
-  if( iLevel<0 ){
-    p->nLevel = 0;
-    atomic_queue_truncate(&p->pending, 0);
-  }else if( iLevel<p->nLevel ){
-    p->nLevel = iLevel+1;
-    atomic_queue_truncate(&p->pending, p->aLevel[iLevel].pMark);
-  }
+  AtomicConn *p = txnConnOf(pVtab);
+  if( p ) atomicLevelRollbackTo(p, iLevel);
   return SQLITE_OK;
 }
 
@@ -326,124 +297,220 @@ static sqlite3_module atomicTxnModule = {
 
 /*
 ** Create temp.atomic_txn if it does not exist.  Returns SQLITE_OK or the
-** error, with its message in sqlite3_errmsg().
+** error, with its message in atomicErrmsg().
 */
-static int atomic_txn_create(AtomicConn *p){
-  return atomic_exec_sql(p,
+static int txnCreateTable(AtomicConn *p){
+  return atomicExecSql(p,
       "CREATE VIRTUAL TABLE IF NOT EXISTS temp.atomic_txn USING atomic_txn");
 }
 
 /*
-** Register the atomic_txn module and create temp.atomic_txn.  A failure to
-** create the table is not an error here: atomic_join() tries again.
+** Register the atomic_txn module, and create temp.atomic_txn now if no
+** transaction is open (in one, atomicJoin() creates it when needed).
+** A failure to create the table is not an error here: atomicJoin() tries
+** again.
 */
-int atomic_txn_register(sqlite3 *db, AtomicConn *p){
+ATM_PRIVATE int atomicTxnRegister(sqlite3 *db, AtomicConn *p){
   int rc;
-  atomic_conn_ref(p);
+  atomicConnRef(p);
   rc = sqlite3_create_module_v2(db, "atomic_txn", &atomicTxnModule, p,
-                                atomic_conn_unref);
-  if( rc==SQLITE_OK ) atomic_txn_create(p);
+                                atomicConnUnref);
+  if( rc==SQLITE_OK && sqlite3_get_autocommit(db) ) txnCreateTable(p);
   return rc;
 }
 
 /*
-** Make temp.atomic_txn follow the current transaction, creating the table
-** if it is missing (never created, dropped, or its creation rolled back).
-** Returns SQLITE_OK, or an error with its message in sqlite3_errmsg():
-** with PRAGMA query_only=1 for example, nothing may write, not even TEMP.
+** Make temp.atomic_txn follow the open transaction and know its savepoint
+** levels: run the join, creating the table if it is missing (never made,
+** dropped, TEMP reset); if it joined blind, open and release a savepoint so
+** that SQLite reports how many were open.  Returns SQLITE_OK, or an error
+** with *pzErr set to the reason (NULL on OOM): PRAGMA query_only=1, an
+** authorizer that denies or ignores the statements, an interrupt.
 */
-int atomic_join(AtomicConn *p){
-  int rc;
-  if( p->bJoined ) return SQLITE_OK;
-  rc = atomic_exec(p, ATOMIC_STMT_JOIN);
-  if( rc!=SQLITE_OK && !p->bJoined ){
-    sqlite3_finalize(p->apStmt[ATOMIC_STMT_JOIN]);
-    p->apStmt[ATOMIC_STMT_JOIN] = 0;
-    rc = atomic_txn_create(p);
-    if( rc==SQLITE_OK && !p->bJoined ) rc = atomic_exec(p, ATOMIC_STMT_JOIN);
+ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
+  int rc = SQLITE_OK;
+  *pzErr = 0;
+  if( !p->bJoined ){
+    rc = atomicExec(p, ATM_STMT_JOIN);
+    if( rc!=SQLITE_OK && !p->bJoined ){
+      sqlite3_finalize(p->apStmt[ATM_STMT_JOIN]);
+      p->apStmt[ATM_STMT_JOIN] = 0;
+      rc = txnCreateTable(p);
+      if( rc==SQLITE_OK && !p->bJoined ) rc = atomicExec(p, ATM_STMT_JOIN);
+    }
+    if( !p->bJoined ){
+      if( rc==SQLITE_OK ){
+        *pzErr = atomicMprintf("the INSERT INTO temp.atomic_txn that joins "
+            "it did nothing (an authorizer that ignores it?)");
+        return SQLITE_ERROR;
+      }
+      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
+      return rc;
+    }
   }
-  if( rc==SQLITE_OK && !p->bJoined ) rc = SQLITE_INTERNAL;
+  if( p->bBlind ){
+    rc = atomicExec(p, ATM_STMT_SAVEPOINT);
+    if( !p->bBlind ){
+      /* The levels are known now.  If the RELEASE fails, the savepoint
+      ** stays open, recorded as nobody's: the state is still true */
+      (void)atomicExec(p, ATM_STMT_RELEASE);
+      rc = SQLITE_OK;
+    }else if( rc==SQLITE_OK ){
+      *pzErr = atomicMprintf("a SAVEPOINT did nothing (an authorizer that "
+                             "ignores it?)");
+      return SQLITE_ERROR;
+    }else{
+      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
+    }
+  }
   return rc;
 }
 
 /*
 ** Open a savepoint owned by iOwner: the block savepoint (zSql NULL) or
-** the statement zSql.  On success *piLevel is its level.  Returns
-** SQLITE_OK or an error with its message in sqlite3_errmsg(); SQLITE_BUSY
-** means a statement that writes is running.
+** the statement zSql.  It opened if SQLite reported it, whatever the
+** statement returned; then *piLevel is its level and SQLITE_OK is
+** returned.  Otherwise an error, with its message in atomicErrmsg();
+** SQLITE_BUSY means a statement that writes is running.
 */
-int atomic_sp_open(AtomicConn *p, i64 iOwner, const char *zSql,
-                   int *piLevel){
+ATM_PRIVATE int atomicSpOpen(AtomicConn *p, i64 iOwner, const char *zSql,
+                             int *piLevel){
   int rc;
   p->iNewOwner = iOwner;
-  rc = zSql ? atomic_exec_sql(p, zSql) : atomic_exec(p, ATOMIC_STMT_SAVEPOINT);
+  rc = zSql ? atomicExecSql(p, zSql) : atomicExec(p, ATM_STMT_SAVEPOINT);
   p->iNewOwner = 0;
+  if( atomicLevelAlive(p, p->nLevel-1, iOwner) ){
+    *piLevel = p->nLevel-1;
+    return SQLITE_OK;
+  }
   if( rc==SQLITE_OK ){
-    if( atomic_level_alive(p, p->nLevel-1, iOwner) ){
-      *piLevel = p->nLevel-1;
-    }else{
-      rc = SQLITE_INTERNAL;
-    }
+    p->zWhy = "SAVEPOINT did nothing (an authorizer that ignores it?)";
+    rc = SQLITE_ERROR;
   }
   return rc;
+}
+
+/*
+** Run the ROLLBACK TO or RELEASE statement of the savepoint named zName,
+** or of the block savepoint name if zName is NULL.
+*/
+static int txnSpExec(AtomicConn *p, int bRollback, const char *zName){
+  char *zSql;
+  int rc;
+  if( zName==0 ){
+    return atomicExec(p, bRollback ? ATM_STMT_ROLLBACKTO : ATM_STMT_RELEASE);
+  }
+  zSql = atomicMprintf("%s \"%w\"", bRollback ? "ROLLBACK TO" : "RELEASE",
+                       zName);
+  rc = atomicExecSql(p, zSql);
+  sqlite3_free(zSql);
+  return rc;
+}
+
+/*
+** Run one RELEASE of the savepoint named zName (NULL: the block savepoint
+** name).  Returns SQLITE_OK if SQLite reported that it released one,
+** else an error with its message in atomicErrmsg().
+*/
+static int txnReleaseOnce(AtomicConn *p, const char *zName){
+  int nBefore = p->nLevel;
+  u32 nEnd = p->nEnd;
+  int rc = txnSpExec(p, 0, zName);
+  if( p->nEnd!=nEnd || p->nLevel>=nBefore ){
+    if( rc==SQLITE_OK ){
+      p->zWhy = p->nEnd!=nEnd ? "the transaction ended"
+                  : "RELEASE did nothing (an authorizer that ignores it?)";
+      rc = SQLITE_ERROR;
+    }
+    return rc;
+  }
+  return SQLITE_OK;
+}
+
+/*
+** Roll back to the savepoint at level iLevel made by iOwner and named
+** zName.  SQLite applies ROLLBACK TO to the innermost savepoint with the
+** name: if raw SQL opened another one with the same name inside ours, that
+** one is hit first; then it is released and ROLLBACK TO runs again, until
+** it reaches ours.  Returns SQLITE_OK once SQLite reported the rollback to
+** our level, whatever the statement returned; else an error with its
+** message in atomicErrmsg().
+*/
+static int txnRollbackToLevel(AtomicConn *p, int iLevel, i64 iOwner,
+                              const char *zName){
+  for(;;){
+    u32 nHeard = p->nHeard;
+    u32 nEnd = p->nEnd;
+    int rc = txnSpExec(p, 1, zName);
+    if( p->nEnd!=nEnd || p->nHeard==nHeard
+     || !atomicLevelAlive(p, iLevel, iOwner)
+    ){
+      if( rc==SQLITE_OK ){
+        p->zWhy = p->nHeard==nHeard
+                  ? "ROLLBACK TO did nothing (an authorizer that ignores it?)"
+                  : "the transaction ended";
+        rc = SQLITE_ERROR;
+      }
+      return rc;
+    }
+    if( p->nLevel==iLevel+1 ) return SQLITE_OK;
+    rc = txnReleaseOnce(p, zName);
+    if( rc!=SQLITE_OK ) return rc;
+  }
 }
 
 /*
 ** Roll back to (bRollback) and/or release (bRelease) the savepoint at
 ** level iLevel made by iOwner, whose name is zName, or the block
-** savepoint name if zName is NULL.
-**
-** SQLite applies ROLLBACK TO and RELEASE to the innermost savepoint with
-** the name.  If raw SQL opened another savepoint with the same name inside
-** ours, that one is hit first; then this releases it and tries again, so
-** the operation always reaches the savepoint it was meant for.  Returns
-** SQLITE_OK or an error with its message in sqlite3_errmsg().
+** savepoint name if zName is NULL.  A raw savepoint with the same name
+** inside ours is released on the way, so the operation always reaches the
+** savepoint it was meant for.  What happened is read from the levels
+** SQLite reported, not from the return codes.  Returns SQLITE_OK when
+** everything asked for happened; otherwise an error, with its message in
+** atomicErrmsg().
 */
-int atomic_sp_close(AtomicConn *p, int iLevel, i64 iOwner, int bRollback,
-                    int bRelease, const char *zName){
-  char *zRollbackTo = 0;
-  char *zRelease = 0;
+ATM_PRIVATE int atomicSpClose(AtomicConn *p, int iLevel, i64 iOwner,
+                              int bRollback, int bRelease,
+                              const char *zName){
   int rc = SQLITE_OK;
-  if( !atomic_level_alive(p, iLevel, iOwner) ) return SQLITE_INTERNAL;
-  if( zName ){
-    zRollbackTo = atomic_mprintf("ROLLBACK TO \"%w\"", zName);
-    zRelease = atomic_mprintf("RELEASE \"%w\"", zName);
-    if( zRollbackTo==0 || zRelease==0 ) rc = SQLITE_NOMEM;
+  assert( atomicLevelAlive(p, iLevel, iOwner) );
+  if( bRollback ) rc = txnRollbackToLevel(p, iLevel, iOwner, zName);
+  while( rc==SQLITE_OK && bRelease && atomicLevelAlive(p, iLevel, iOwner) ){
+    rc = txnReleaseOnce(p, zName);
   }
-  while( rc==SQLITE_OK && bRollback ){
-    int nBefore = p->nLevel;
-    rc = zName ? atomic_exec_sql(p, zRollbackTo)
-               : atomic_exec(p, ATOMIC_STMT_ROLLBACKTO);
-    if( rc!=SQLITE_OK ) break;
-    if( p->nLevel==iLevel+1 && atomic_level_alive(p, iLevel, iOwner) ) break;
-    if( !atomic_level_alive(p, iLevel, iOwner) || p->nLevel>nBefore ){
-      rc = SQLITE_INTERNAL;
-      break;
-    }
-    rc = zName ? atomic_exec_sql(p, zRelease)
-               : atomic_exec(p, ATOMIC_STMT_RELEASE);
-  }
-  while( rc==SQLITE_OK && bRelease && atomic_level_alive(p, iLevel, iOwner) ){
-    int nBefore = p->nLevel;
-    rc = zName ? atomic_exec_sql(p, zRelease)
-               : atomic_exec(p, ATOMIC_STMT_RELEASE);
-    if( rc==SQLITE_OK && p->nLevel>=nBefore ) rc = SQLITE_INTERNAL;
-  }
-  sqlite3_free(zRollbackTo);
-  sqlite3_free(zRelease);
   return rc;
 }
 
 /*
 ** End the transaction with the extension's own COMMIT (bCommit) or
-** ROLLBACK, telling temp.atomic_txn to expect it.  Returns SQLITE_OK or
-** the error; *pzErr is then a copy of its message (NULL on OOM).
+** ROLLBACK, and return how it really ended: ATM_END_COMMIT,
+** ATM_END_ROLLBACK (also a COMMIT that failed and made SQLite roll back),
+** or ATM_END_NONE if it is still open.  *prc is the statement's result;
+** if it is an error, *pzErr is a copy of its message (NULL on OOM), which
+** the caller frees.  A statement that returned SQLITE_OK but left the
+** transaction open (an authorizer ignored it) is reported as an error.
 */
-int atomic_end_txn(AtomicConn *p, int bCommit, char **pzErr){
+ATM_PRIVATE int atomicEndTxn(AtomicConn *p, int bCommit, int *prc,
+                             char **pzErr){
+  u32 nEnd = p->nEnd;
+  int eHow = ATM_END_NONE;
   int rc;
   p->bExpectEnd = 1;
-  rc = atomic_exec(p, bCommit ? ATOMIC_STMT_COMMIT : ATOMIC_STMT_ROLLBACK);
+  rc = atomicExec(p, bCommit ? ATM_STMT_COMMIT : ATM_STMT_ROLLBACK);
+  if( p->nEnd!=nEnd ){
+    eHow = p->eEnd;
+  }else if( sqlite3_get_autocommit(p->db) ){
+    /* Not followed, so not heard: the transaction ended anyway */
+    eHow = bCommit && rc==SQLITE_OK ? ATM_END_COMMIT : ATM_END_ROLLBACK;
+    atomicTxnEnd(p, eHow);
+  }else if( rc==SQLITE_OK ){
+    p->zWhy = bCommit ? "COMMIT did nothing (an authorizer that ignores it?)"
+                      : "ROLLBACK did nothing (an authorizer that ignores "
+                        "it?)";
+    rc = SQLITE_ERROR;
+  }
   p->bExpectEnd = 0;
-  *pzErr = rc ? atomic_mprintf("%s", sqlite3_errmsg(p->db)) : 0;
-  return rc;
+  *prc = rc;
+  *pzErr = rc==SQLITE_OK ? 0 : atomicMprintf("%s", atomicErrmsg(p));
+  return eHow;
 }

@@ -9,6 +9,11 @@
 # ATOMIC_SANITIZE=valgrind  run each file under valgrind memcheck; any
 #                           error or leak fails the file
 # ATOMIC_JOBS=N             files run at once (default 2)
+# ATOMIC_BUILDS=LIST        the builds each file runs against, in order
+#                           (default "test release": atomic_test.so, which
+#                           checks the state after every SQL function, then
+#                           atomic.so as users get it, with the random
+#                           model test scaled down to a tenth)
 
 set testdir [file dirname [file normalize [info script]]]
 set top [file dirname $testdir]
@@ -45,29 +50,43 @@ switch -- $sanitize {
 
 set jobs 2
 if {[info exists env(ATOMIC_JOBS)]} { set jobs $env(ATOMIC_JOBS) }
+set builds {test release}
+if {[info exists env(ATOMIC_BUILDS)]} { set builds $env(ATOMIC_BUILDS) }
+set runs {}
+foreach b $builds {
+  foreach f $files { lappend runs [list $f $b] }
+}
 
 set nPass 0
 set nFail 0
 set nSkip 0
 set failed {}
 set running 0
-set queue $files
+set queue $runs
 set t0 [clock milliseconds]
 
 proc start_next {} {
-  global queue running prefix tclsh testdir
+  global queue running prefix tclsh testdir env builds
   if {![llength $queue]} return
-  set f [lindex $queue 0]
+  lassign [lindex $queue 0] f build
   set queue [lrange $queue 1 end]
   set name [file rootname [file tail $f]]
+  if {$build ne [lindex $builds 0]} { append name "\[$build\]" }
   set dir [file join [file dirname $testdir] testdir $name]
   file delete -force $dir
   file mkdir $dir
+  set env(ATOMIC_BUILD) $build
+  set scale ""
+  if {[info exists env(ATOMIC_SCALE)]} { set scale $env(ATOMIC_SCALE) }
+  if {$build eq "release" && [llength $builds]>1} {
+    set env(ATOMIC_SCALE) [expr {($scale eq "" ? 1.0 : $scale)*0.1}]
+  }
   set cmd [concat $prefix [list $tclsh $f]]
   set here [pwd]
   cd $dir
   set chan [open "|$cmd 2>@1" r]
   cd $here
+  if {$scale eq ""} { unset -nocomplain env(ATOMIC_SCALE) } else { set env(ATOMIC_SCALE) $scale }
   fconfigure $chan -blocking 0 -buffering line
   set ::out($chan) ""
   set ::start($chan) [clock milliseconds]
@@ -111,7 +130,7 @@ proc collect {chan name} {
       lappend failed $name
     }
   }
-  puts [format "%-16s %6d passed %4d failed %4d skipped  %6.1fs" $name \
+  puts [format "%-24s %6d passed %4d failed %4d skipped  %6.1fs" $name \
       [expr {$res eq "" ? 0 : [lindex $res 0]}] \
       [expr {$res eq "" ? 1 : [lindex $res 1]}] \
       [expr {$res eq "" ? 0 : [lindex $res 2]}] [expr {$ms/1000.0}]]

@@ -257,43 +257,52 @@ proc model_log {msg} {
   lappend ::M(msgs) [string range $msg 0 208]
 }
 
-# C3, C7: run one callback in autocommit mode.  Returns "" or the error.
+# C3, C7: run one callback in autocommit mode.  Returns "" or {error
+# code}: the callback's error and the name of its result code.
 proc model_cb_run {cb} {
   global M
   lassign $cb kind arg
   switch -- $kind {
     log  { lappend M(log) $arg }
-    boom { return "CHECK constraint failed: x>0" }
+    boom { return {{CHECK constraint failed: x>0} SQLITE_CONSTRAINT_CHECK} }
     tins {
-      if {[dict exists $M(t) $arg]} { return "UNIQUE constraint failed: t.a" }
+      if {[dict exists $M(t) $arg]} {
+        return {{UNIQUE constraint failed: t.a} SQLITE_CONSTRAINT_PRIMARYKEY}
+      }
       dict set M(t) $arg -
     }
     tcb {
-      if {[dict exists $M(t) $arg]} { return "UNIQUE constraint failed: t.a" }
-      return [model_trigger_err]
+      if {[dict exists $M(t) $arg]} {
+        return {{UNIQUE constraint failed: t.a} SQLITE_CONSTRAINT_PRIMARYKEY}
+      }
+      return [list [model_trigger_err] SQLITE_ERROR]
     }
   }
   return ""
 }
 
-# C7: after a commit, run LIST in order.  A failing robust callback is
-# logged and the run goes on; a failing plain one stops it and the rest
-# are discarded.  Returns "" or the error to raise.
+# C7, section 4: after a commit, run LIST in order.  A failing robust
+# callback is logged and the run goes on; a failing plain one stops it and
+# the rest are discarded.  Returns "" or the error to raise, which quotes
+# the callback's error and its result code's name.
 proc model_run_list {list} {
   global M
   set n [llength $list]
   for {set i 0} {$i<$n} {incr i} {
     set cb [lindex $list $i]
-    set err [model_cb_run $cb]
-    if {$err eq ""} continue
+    set r [model_cb_run $cb]
+    if {$r eq ""} continue
+    lassign $r err code
     set sql $::MODEL_SQL([lindex $cb 0])
     if {[lindex $cb 2]} {
       model_log "Error calling $sql in on_commit() during transaction ($err)."
     } else {
       set left [expr {$n-$i-1}]
       set s [expr {$left==1 ? " was" : "s were"}]
-      return "on_commit callback failed after commit: $sql: $err (the\
-transaction was committed; $left later callback$s not run)"
+      set tail "the transaction was committed"
+      if {$left>0} { append tail "; $left later callback$s not run" }
+      return "on_commit callback failed after commit: $sql: $err \[$code\]\
+($tail)"
     }
   }
   return ""
@@ -421,7 +430,13 @@ proc model_exit {args} {
     set M(flag) 1
     set M(broken) 1
     model_pop_block
-    return {1 {atomic_exit(): the block's savepoint was released or rolled back outside of the 'atomic' block; the enclosing block will roll back}}
+    set next "the enclosing block will roll back"
+    if {[llength $M(blocks)]==0} {
+      set next "the application's transaction is broken: roll it back with\
+atomic_rollback()"
+    }
+    return [list 1 "atomic_exit(): the block's savepoint was released or\
+rolled back outside of the 'atomic' block; $next"]
   }
   # X3: clear the flag, then roll back to the savepoint, or pass the
   # failure up when there is none (F3)
@@ -474,7 +489,7 @@ proc model_on_commit {bRobust kind arg} {
     if {$bRobust} { return [list 1 "on_commit_robust(): $::MODEL_C4"] }
     return [list 1 $::MODEL_C4]
   }
-  set err [model_cb_run $cb]
+  set err [lindex [model_cb_run $cb] 0]
   if {$err ne ""} {
     if {!$bRobust} { return [list 1 $err] }
     model_log "Error calling $::MODEL_SQL($kind) in on_commit() ($err)."

@@ -8,13 +8,17 @@
 #   errcode ?DB?                     SQLite's extended result code name of
 #                                    the last error, e.g. SQLITE_BUSY
 #   reset_db                         a fresh test.db as db, extension loaded
+#   need_test_build NAME             skip the rest of the file (as test NAME)
+#                                    unless the build under test is the test
+#                                    build
 #   load_atomic DB ?PATH?            load the extension through SQL
 #   log_take                         sqlite3_log() messages since last call
 #   trace_start ?DB?, trace_stop     the statements the extension ran in
 #                                    between (nested statements only), with
 #                                    its random names made stable:
 #                                    atomic_SP for the block savepoint,
-#                                    SID_x<n> for manual savepoint ids
+#                                    SID_x<n> for manual savepoint ids; the
+#                                    test build's own check is left out
 #   finish_test                      report and exit
 #
 # EXPECTED is compared exactly, unless it is /REGEXP/ or *GLOB* (SQLite's
@@ -24,8 +28,16 @@ package require sqlite3
 
 set ::TESTDIR [file dirname [file normalize [info script]]]
 set ::TOP [file dirname $::TESTDIR]
-set ::EXT [file join $::TOP atomic]
+# The build under test: "test" (default: atomic_test.so, which checks the
+# state machine's invariant after every SQL function and has the fault
+# functions) or "release" (atomic.so, as users get it)
+set ::BUILD test
+if {[info exists ::env(ATOMIC_BUILD)] && $::env(ATOMIC_BUILD) ne ""} {
+  set ::BUILD $::env(ATOMIC_BUILD)
+}
+set ::RELEASEEXT [file join $::TOP atomic]
 set ::TESTEXT [file join $::TOP atomic_test]
+set ::EXT [expr {$::BUILD eq "release" ? $::RELEASEEXT : $::TESTEXT}]
 set ::SCALE 1.0
 if {[info exists ::env(ATOMIC_SCALE)]} { set ::SCALE $::env(ATOMIC_SCALE) }
 
@@ -134,6 +146,8 @@ proc trace_stop {} {
   foreach sql $::TRACE {
     if {![string match "-- *" $sql]} continue
     set sql [string range $sql 3 end]
+    # The test build's state check opens and releases this savepoint
+    if {$sql in {{SAVEPOINT atomic_probe} {RELEASE atomic_probe}}} continue
     regsub -all {_a[0-9a-f]{4}} $sql atomic_SP sql
     regsub -all {s[0-9a-f]{8}_x} $sql SID_x sql
     lappend res $sql
@@ -167,6 +181,13 @@ proc child_exec {args} {
     set env [list env "ASAN_OPTIONS=$::env(ASAN_OPTIONS):detect_leaks=0"]
   }
   exec {*}$env {*}$args
+}
+
+proc need_test_build {name} {
+  if {$::BUILD ne "test"} {
+    skip_test $name "needs the test build (ATOMIC_BUILD=test)"
+    finish_test
+  }
 }
 
 proc log_take {} {

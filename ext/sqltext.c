@@ -1,0 +1,325 @@
+/*
+** sqltext.c -- the statement texts of callbacks, shared by every callback
+** queued with the same text, each checked as C1 asks when it is queued.
+**
+** HOW IT WORKS
+**
+** A hash table of AtomicSql entries (atomicInt.h) holds each distinct text
+** while a callback refers to it or while it keeps a prepared statement.
+** The ATM_SQL_CACHE most recently used texts keep one, in a list ordered
+** by use, so queuing a callback whose text was seen before costs a hash
+** lookup, and running it costs a bind and a step.
+**
+** C1 asks that the tables a callback uses exist when it is queued.  A
+** kept statement proves that as long as the schema has not changed since
+** it was checked: SQLite expires every statement when the TEMP schema
+** changes, and main's schema_version tells the rest.  It is read once per
+** transaction that temp.atomic_txn follows (within one, only this
+** connection can change the schema), because reading it costs as much as
+** a small statement.  Not seen, so that the callback fails when it runs
+** instead of when it is queued: a change to the schema of an ATTACHed
+** database, and one made in the same transaction after the text was
+** first checked in it.
+*/
+#include "atomicInt.h"
+
+#define ATM_SQL_CACHE 32    /* Callback statements kept prepared */
+
+/* FNV-1a hash of n bytes of z */
+static unsigned int sqlHash(const char *z, int n){
+  unsigned int h = 2166136261u;
+  int i;
+  for(i=0; i<n; i++){
+    h ^= (unsigned char)z[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+/* Take pSql out of the list of entries that keep a statement */
+static void sqlLruUnlink(AtomicConn *p, AtomicSql *pSql){
+  if( pSql->pLruPrev ){
+    pSql->pLruPrev->pLruNext = pSql->pLruNext;
+  }else{
+    p->pLruFirst = pSql->pLruNext;
+  }
+  if( pSql->pLruNext ){
+    pSql->pLruNext->pLruPrev = pSql->pLruPrev;
+  }else{
+    p->pLruLast = pSql->pLruPrev;
+  }
+  pSql->pLruPrev = pSql->pLruNext = 0;
+  p->nLru--;
+}
+
+/* Put pSql first in the list of entries that keep a statement */
+static void sqlLruPush(AtomicConn *p, AtomicSql *pSql){
+  pSql->pLruPrev = 0;
+  pSql->pLruNext = p->pLruFirst;
+  if( p->pLruFirst ) p->pLruFirst->pLruPrev = pSql;
+  p->pLruFirst = pSql;
+  if( p->pLruLast==0 ) p->pLruLast = pSql;
+  p->nLru++;
+}
+
+/*
+** Unlink pSql from the hash table and free it.  It must hold no statement
+** and no reference.
+*/
+static void sqlFree(AtomicSql *pSql){
+  AtomicConn *p = pSql->p;
+  AtomicSql **pp = &p->aSqlHash[pSql->iHash & (p->nSqlHash-1)];
+  while( *pp!=pSql ) pp = &(*pp)->pNext;
+  *pp = pSql->pNext;
+  p->nSql--;
+  sqlite3_free(pSql);
+}
+
+/*
+** Finalize the statement kept by pSql; free the entry too if no callback
+** refers to it.
+*/
+static void sqlDropStmt(AtomicSql *pSql){
+  sqlLruUnlink(pSql->p, pSql);
+  sqlite3_finalize(pSql->pStmt);
+  pSql->pStmt = 0;
+  if( pSql->nRef==0 ) sqlFree(pSql);
+}
+
+/*
+** Keep pStmt as the prepared statement of pSql, as the most recently used,
+** and drop the least recently used ones beyond ATM_SQL_CACHE.  A statement
+** that is running (a callback below us on the stack) is never dropped.
+*/
+ATM_PRIVATE void atomicSqlKeep(AtomicSql *pSql, sqlite3_stmt *pStmt){
+  AtomicConn *p = pSql->p;
+  AtomicSql *pX = p->pLruLast;
+  pSql->pStmt = pStmt;
+  sqlLruPush(p, pSql);
+  while( p->nLru>ATM_SQL_CACHE && pX ){
+    AtomicSql *pPrev = pX->pLruPrev;
+    if( pX!=pSql && !sqlite3_stmt_busy(pX->pStmt) ) sqlDropStmt(pX);
+    pX = pPrev;
+  }
+}
+
+/*
+** Drop one callback's reference to pSql.  An entry with no reference and
+** no kept statement is freed.
+*/
+ATM_PRIVATE void atomicSqlUnref(AtomicSql *pSql){
+  if( --pSql->nRef==0 && pSql->pStmt==0 ) sqlFree(pSql);
+}
+
+/*
+** Finalize every kept callback statement (the entries that callbacks
+** still refer to stay).
+*/
+ATM_PRIVATE void atomicSqlFinalize(AtomicConn *p){
+  while( p->pLruFirst ) sqlDropStmt(p->pLruFirst);
+}
+
+/*
+** Free the hash table.  Every callback must be gone.
+*/
+ATM_PRIVATE void atomicSqlClear(AtomicConn *p){
+  int i;
+  atomicSqlFinalize(p);
+  for(i=0; i<p->nSqlHash; i++){
+    while( p->aSqlHash[i] ){
+      AtomicSql *pSql = p->aSqlHash[i];
+      p->aSqlHash[i] = pSql->pNext;
+      sqlite3_free(pSql);
+    }
+  }
+  sqlite3_free(p->aSqlHash);
+  p->aSqlHash = 0;
+  p->nSqlHash = 0;
+  p->nSql = 0;
+}
+
+/*
+** Double the hash table when it holds as many entries as buckets.
+** Returns SQLITE_OK or SQLITE_NOMEM (the table is then unchanged).
+*/
+static int sqlRehash(AtomicConn *p){
+  if( p->nSql>=p->nSqlHash ){
+    int nNew = p->nSqlHash ? p->nSqlHash*2 : 16;
+    AtomicSql **aNew = atomicMalloc(sizeof(AtomicSql*)*(i64)nNew);
+    int i;
+    if( aNew==0 ) return SQLITE_NOMEM;
+    memset(aNew, 0, sizeof(AtomicSql*)*(size_t)nNew);
+    for(i=0; i<p->nSqlHash; i++){
+      while( p->aSqlHash[i] ){
+        AtomicSql *pSql = p->aSqlHash[i];
+        p->aSqlHash[i] = pSql->pNext;
+        pSql->pNext = aNew[pSql->iHash & (nNew-1)];
+        aNew[pSql->iHash & (nNew-1)] = pSql;
+      }
+    }
+    sqlite3_free(p->aSqlHash);
+    p->aSqlHash = aNew;
+    p->nSqlHash = nNew;
+  }
+  return SQLITE_OK;
+}
+
+/*
+** True if the text after a statement holds nothing but white space,
+** semicolons and comments.
+*/
+static int sqlTailEmpty(const char *z){
+  while( *z ){
+    if( *z==';' || *z==' ' || *z=='\t' || *z=='\n' || *z=='\r'
+     || *z=='\f' || *z=='\v'
+    ){
+      z++;
+    }else if( z[0]=='-' && z[1]=='-' ){
+      while( *z && *z!='\n' ) z++;
+    }else if( z[0]=='/' && z[1]=='*' ){
+      z += 2;
+      while( *z && !(z[0]=='*' && z[1]=='/') ) z++;
+      if( *z ) z += 2;
+    }else{
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/*
+** Main's schema_version now, in *piVersion; inside a transaction that
+** temp.atomic_txn follows, read once and remembered until it ends.
+** Returns SQLITE_OK or an error code.
+*/
+static int sqlSchemaNow(AtomicConn *p, int *piVersion){
+  int rc;
+  if( p->bSchema ){
+    *piVersion = p->iSchema;
+    return SQLITE_OK;
+  }
+  rc = atomicSchemaVersion(p, piVersion);
+  if( rc==SQLITE_OK && p->bJoined ){
+    p->iSchema = *piVersion;
+    p->bSchema = 1;
+  }
+  return rc;
+}
+
+/*
+** True if the kept statement of pSql may no longer describe the schema,
+** so that it must be prepared again to check that its tables still exist.
+*/
+static int sqlStale(AtomicConn *p, AtomicSql *pSql){
+  int iSchema = 0;
+#ifndef SQLITE_OMIT_DEPRECATED
+# ifndef SQLITE_CORE
+  if( sqlite3_api->expired==0 ) return 1;
+# endif
+  if( sqlite3_expired(pSql->pStmt) ) return 1;
+#endif
+  if( sqlSchemaNow(p, &iSchema)!=SQLITE_OK ) return 1;
+  return iSchema!=pSql->iSchema;
+}
+
+/*
+** Prepare zSql (nSql bytes) as a callback statement: exactly one statement
+** that prepares now.  On success *ppStmt is the statement.  Otherwise
+** *pzErr is the message (NULL on OOM) and an error code is returned.
+*/
+ATM_PRIVATE int atomicSqlPrepare(AtomicConn *p, const char *zSql, int nSql,
+                                 sqlite3_stmt **ppStmt, char **pzErr){
+  sqlite3_stmt *pStmt = 0;
+  const char *zTail = 0;
+  int rc = atomicGuard(p);
+  if( rc==SQLITE_OK ){
+    rc = sqlite3_prepare_v3(p->db, zSql, nSql, SQLITE_PREPARE_PERSISTENT,
+                            &pStmt, &zTail);
+  }
+  if( rc!=SQLITE_OK ){
+    rc = sqlite3_extended_errcode(p->db);
+    *pzErr = atomicMprintf("%s", sqlite3_errmsg(p->db));
+  }else if( pStmt==0 ){
+    rc = SQLITE_ERROR;
+    *pzErr = atomicMprintf("the SQL is empty; give one statement");
+  }else if( zTail && (zTail-zSql)<nSql && !sqlTailEmpty(zTail) ){
+    rc = SQLITE_ERROR;
+    *pzErr = atomicMprintf("the SQL holds more than one statement; "
+                           "give exactly one");
+  }
+  if( rc!=SQLITE_OK ){
+    sqlite3_finalize(pStmt);
+    pStmt = 0;
+  }
+  *ppStmt = pStmt;
+  return rc;
+}
+
+/*
+** Find or make the shared entry for statement text zSql (nSql bytes,
+** nul-terminated), checking it as C1 asks.  The entry comes back with a
+** kept statement, and with no reference taken.  Returns SQLITE_OK, or an
+** error with *pzErr set to its message (NULL on OOM).
+*/
+ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
+                             AtomicSql **ppOut, char **pzErr){
+  unsigned int h = sqlHash(zSql, nSql);
+  AtomicSql *pSql = 0;
+  sqlite3_stmt *pStmt = 0;
+  int rc;
+  if( p->nSqlHash ){
+    for(pSql=p->aSqlHash[h & (p->nSqlHash-1)]; pSql; pSql=pSql->pNext){
+      if( pSql->iHash==h && pSql->nSql==nSql
+       && memcmp(pSql->zSql, zSql, nSql)==0
+      ){
+        break;
+      }
+    }
+  }
+  if( pSql && pSql->pStmt && !sqlStale(p, pSql) ){
+    if( pSql!=p->pLruFirst ){
+      sqlLruUnlink(p, pSql);
+      sqlLruPush(p, pSql);
+    }
+    *ppOut = pSql;
+    return SQLITE_OK;
+  }
+  rc = atomicSqlPrepare(p, zSql, nSql, &pStmt, pzErr);
+  if( rc!=SQLITE_OK ) return rc;
+  if( pSql && pSql->pStmt && sqlite3_stmt_busy(pSql->pStmt) ){
+    /* Checked; the kept statement is running, so it stays */
+    sqlite3_finalize(pStmt);
+    *ppOut = pSql;
+    return SQLITE_OK;
+  }
+  if( pSql ){
+    if( pSql->pStmt ){
+      sqlLruUnlink(p, pSql);
+      sqlite3_finalize(pSql->pStmt);
+      pSql->pStmt = 0;
+    }
+  }else{
+    if( sqlRehash(p)!=SQLITE_OK
+     || (pSql = atomicMalloc(sizeof(*pSql)+nSql+1))==0
+    ){
+      sqlite3_finalize(pStmt);
+      *pzErr = 0;
+      return SQLITE_NOMEM;
+    }
+    memset(pSql, 0, sizeof(*pSql));
+    pSql->p = p;
+    pSql->zSql = (char*)&pSql[1];
+    memcpy(pSql->zSql, zSql, nSql);
+    pSql->zSql[nSql] = 0;
+    pSql->nSql = nSql;
+    pSql->iHash = h;
+    pSql->pNext = p->aSqlHash[h & (p->nSqlHash-1)];
+    p->aSqlHash[h & (p->nSqlHash-1)] = pSql;
+    p->nSql++;
+  }
+  pSql->nParam = sqlite3_bind_parameter_count(pStmt);
+  if( sqlSchemaNow(p, &pSql->iSchema)!=SQLITE_OK ) pSql->iSchema = -1;
+  atomicSqlKeep(pSql, pStmt);
+  *ppOut = pSql;
+  return SQLITE_OK;
+}
