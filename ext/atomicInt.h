@@ -304,6 +304,7 @@ ATM_PRIVATE int atomicExecFirst(AtomicConn *p, int iStmt);
 ATM_PRIVATE int atomicExecSql(AtomicConn *p, const char *zSql);
 ATM_PRIVATE int atomicSchemaVersion(AtomicConn *p, int *piVersion);
 ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p);
+ATM_PRIVATE void atomicDidNothing(AtomicConn *p, const char *zWhy);
 ATM_PRIVATE int atomicGuard(AtomicConn *p);
 ATM_PRIVATE void atomicFinalizeAll(AtomicConn *p);
 ATM_PRIVATE int atomicWriterActive(AtomicConn *p);

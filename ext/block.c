@@ -156,7 +156,8 @@ ATM_PRIVATE void atomicEnterFunc(sqlite3_context *ctx, int argc,
     rc = atomicExec(p, ATM_STMT_BEGIN);
     if( sqlite3_get_autocommit(p->db) ){
       if( rc==SQLITE_OK ){
-        p->zWhy = "BEGIN did nothing (an authorizer that ignores it?)";
+        atomicDidNothing(p, "BEGIN did nothing (an authorizer that "
+                            "ignores it?)");
         rc = SQLITE_ERROR;
       }
       atomicErrorDb(ctx, p, rc, "atomic_enter");
@@ -345,7 +346,8 @@ ATM_PRIVATE void atomicExitFunc(sqlite3_context *ctx, int argc,
       return;
     }
     if( rc==SQLITE_OK ){
-      p->zWhy = "RELEASE did nothing (an authorizer that ignores it?)";
+      atomicDidNothing(p, "RELEASE did nothing (an authorizer that "
+                          "ignores it?)");
       rc = SQLITE_ERROR;
     }
     exitReleaseFailed(ctx, p, rc, nEnd);

@@ -77,7 +77,8 @@ ATM_PRIVATE void atomicSetAutocommitFunc(sqlite3_context *ctx, int argc,
       rc = atomicExec(p, ATM_STMT_BEGIN);
       if( sqlite3_get_autocommit(p->db) ){
         if( rc==SQLITE_OK ){
-          p->zWhy = "BEGIN did nothing (an authorizer that ignores it?)";
+          atomicDidNothing(p, "BEGIN did nothing (an authorizer that "
+                              "ignores it?)");
           rc = SQLITE_ERROR;
         }
         atomicErrorDb(ctx, p, rc, "set_autocommit");

@@ -281,28 +281,32 @@ static int queueUnwind(AtomicConn *p, char **pzNote){
 
 /*
 ** Run one callback and unwind what it left.  Returns SQLITE_OK, or an
-** error code with *pzErr set to the whole message (NULL on OOM);
-** *peUnwind is queueUnwind()'s answer.  The message is the callback's
-** error, and what the unwind did after "; ".
+** error code; *prcOwn is the callback's own result.  *pzErr is its own
+** error message, *pzNote what the unwind did (each NULL if none or on
+** OOM), and *peUnwind queueUnwind()'s answer.  The caller frees both.
 */
-static int queueRun(AtomicConn *p, AtomicCallback *pCb, char **pzErr,
-                    int *peUnwind){
-  char *zErr = 0;
-  char *zNote = 0;
-  int rc = queueRunOne(p, pCb, &zErr);
-  *peUnwind = queueUnwind(p, &zNote);
-  *pzErr = 0;
+static int queueRun(AtomicConn *p, AtomicCallback *pCb, int *prcOwn,
+                    char **pzErr, char **pzNote, int *peUnwind){
+  int rc = queueRunOne(p, pCb, pzErr);
+  *prcOwn = rc;
+  *peUnwind = queueUnwind(p, pzNote);
   if( rc==SQLITE_OK && *peUnwind ) rc = SQLITE_ERROR;
-  if( rc!=SQLITE_OK ){
-    if( zErr && zNote ){
-      *pzErr = atomicMprintf("%s; %s", zErr, zNote);
-    }else if( zErr || zNote ){
-      *pzErr = atomicMprintf("%s", zErr ? zErr : zNote);
-    }
-  }
-  sqlite3_free(zErr);
-  sqlite3_free(zNote);
   return rc;
+}
+
+/*
+** The message of a callback that failed: its own error (with the name of
+** its result code rcOwn if bCode), then what the unwind did, after "; ".
+** In memory from sqlite3_malloc(), or NULL on OOM.
+*/
+static char *queueMessage(int rcOwn, const char *zErr, const char *zNote,
+                          int bCode){
+  if( rcOwn==SQLITE_OK ){
+    return atomicMprintf("%s", zNote ? zNote : "out of memory");
+  }
+  return atomicMprintf("%s%s%s%s%s%s", zErr ? zErr : "out of memory",
+      bCode ? " [" : "", bCode ? atomicCodeName(rcOwn) : "",
+      bCode ? "]" : "", zNote ? "; " : "", zNote ? zNote : "");
 }
 
 /*
@@ -318,30 +322,35 @@ ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr){
     AtomicCallback *pCb = pList;
     char zClip[ATM_CLIP+4];
     char *zErr = 0;
+    char *zNote = 0;
+    char *zMsg = 0;
     int eUnwind = 0;
+    int rcOwn;
     int rc;
     pList = pCb->pNext;
     pCb->pNext = 0;
     if( pList ) pList->pPrev = 0;
-    rc = queueRun(p, pCb, &zErr, &eUnwind);
+    rc = queueRun(p, pCb, &rcOwn, &zErr, &zNote, &eUnwind);
     if( rc!=SQLITE_OK && pCb->bRobust && eUnwind<2 ){
+      zMsg = queueMessage(rcOwn, zErr, zNote, 0);
       sqlite3_log(rc, "Error calling %s in on_commit() during transaction "
                   "(%s).", atomicClip(pCb->pSql->zSql, zClip),
-                  zErr ? zErr : "out of memory");
+                  zMsg ? zMsg : "out of memory");
       rc = SQLITE_OK;
     }else if( rc!=SQLITE_OK ){
       int nLeft = 0;
       AtomicCallback *pX;
       for(pX=pList; pX; pX=pX->pNext) nLeft++;
-      if( zErr && nLeft==0 ){
+      zMsg = queueMessage(rcOwn, zErr, zNote, 1);
+      if( zMsg && nLeft==0 ){
         *pzErr = atomicMprintf("on_commit callback failed after commit: "
-            "%s: %s [%s] (the transaction was committed)",
-            atomicClip(pCb->pSql->zSql, zClip), zErr, atomicCodeName(rc));
-      }else if( zErr ){
+            "%s: %s (the transaction was committed)",
+            atomicClip(pCb->pSql->zSql, zClip), zMsg);
+      }else if( zMsg ){
         *pzErr = atomicMprintf("on_commit callback failed after commit: "
-            "%s: %s [%s] (the transaction was committed; %d later "
-            "callback%s not run)", atomicClip(pCb->pSql->zSql, zClip), zErr,
-            atomicCodeName(rc), nLeft, nLeft==1 ? " was" : "s were");
+            "%s: %s (the transaction was committed; %d later callback%s "
+            "not run)", atomicClip(pCb->pSql->zSql, zClip), zMsg, nLeft,
+            nLeft==1 ? " was" : "s were");
       }
       while( pList ){
         pX = pList;
@@ -350,6 +359,8 @@ ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr){
       }
     }
     sqlite3_free(zErr);
+    sqlite3_free(zNote);
+    sqlite3_free(zMsg);
     atomicCallbackUnref(pCb);
     if( rc!=SQLITE_OK ) return SQLITE_ERROR;
   }
@@ -368,7 +379,10 @@ static void queueOnCommit(sqlite3_context *ctx, int argc,
   AtomicSql *pSql = 0;
   AtomicCallback *pCb;
   char *zErr = 0;
+  char *zNote = 0;
+  char *zMsg = 0;
   int eUnwind = 0;
+  int rcOwn = SQLITE_OK;
   int rc;
 
   if( argc<1 || sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
@@ -434,21 +448,24 @@ static void queueOnCommit(sqlite3_context *ctx, int argc,
   }
 
   /* C3: no block and no transaction: run it now */
-  rc = queueRun(p, pCb, &zErr, &eUnwind);
+  rc = queueRun(p, pCb, &rcOwn, &zErr, &zNote, &eUnwind);
+  zMsg = rc==SQLITE_OK ? 0 : queueMessage(rcOwn, zErr, zNote, 0);
   if( rc==SQLITE_OK ){
     sqlite3_result_int(ctx, 0);
   }else if( bRobust && eUnwind<2 ){
     char zClip[ATM_CLIP+4];
     sqlite3_log(rc, "Error calling %s in on_commit() (%s).",
-                atomicClip(pSql->zSql, zClip), zErr ? zErr : "out of memory");
+                atomicClip(pSql->zSql, zClip), zMsg ? zMsg : "out of memory");
     sqlite3_result_int(ctx, 0);
-  }else if( zErr==0 ){
+  }else if( zMsg==0 ){
     sqlite3_result_error_nomem(ctx);
   }else{
-    sqlite3_result_error(ctx, zErr, -1);
+    sqlite3_result_error(ctx, zMsg, -1);
     sqlite3_result_error_code(ctx, rc);
   }
   sqlite3_free(zErr);
+  sqlite3_free(zNote);
+  sqlite3_free(zMsg);
   atomicCallbackUnref(pCb);
 }
 

@@ -66,43 +66,48 @@
 ** after committing was heard committing (xCommit), and counts as a
 ** commit.  The rules are SPEC.md section 3.
 **
-**   from        event                                to        function
-**   ----------  -----------------------------------  --------  ---------------
-**   IDLE        atomic_enter(): BEGIN, joined        OWNED     atomicBlockPush
-**   MANUAL      atomic_enter(): joined, SAVEPOINT?   NESTED    atomicBlockPush
-**   OWNED,      atomic_enter(): SAVEPOINT if the     same      atomicBlockPush
-**    NESTED       block has one and the flag is clear
-**   OWNED       atomic_exit(keep) of the owner:      IDLE      atomicTxnEnd,
-**                 COMMIT heard (pending -> ready,              atomicBlockPop
-**                 then run)
-**   OWNED       atomic_exit() of the owner: ROLLBACK IDLE      atomicTxnEnd,
-**                 heard, or COMMIT failed and then             atomicBlockPop
-**                 ROLLBACK heard (pending discarded)
-**   OWNED       ... and the ROLLBACK failed too      DOOMED    atomicDoom,
-**                                                              atomicBlockPop
-**   OWNED,      atomic_exit() of an inner block      same      atomicBlockPop,
-**    NESTED       (RELEASE or ROLLBACK TO + RELEASE;           atomicFlagSet
-**                 the flag passes up when there is
-**                 nothing to roll back to)
-**   NESTED      atomic_exit() of the outermost       MANUAL    atomicBlockPop
-**   any         xSavepoint(i)                        same      atomicLevelOpen
-**   any         xRelease(i)                          same      atomicLevelRelease
-**   any         xRollbackTo(i): cut pending back to  same      atomicLevelRollbackTo
-**                 level i's mark
-**   OWNED,      xCommit/xRollback not made by the    ORPHANED  atomicTxnEnd
-**    NESTED       extension (raw SQL, SQLite's own
-**                 rollback), or an entry point finds
-**                 autocommit on (LOST)
-**   MANUAL      xCommit: pending -> ready;           IDLE      atomicTxnEnd
-**                 xRollback: pending discarded
-**   ORPHANED    atomic_exit(): no SQL, error         ORPHANED  atomicBlockPop
-**                                                    or IDLE
-**                                                    /MANUAL
-**   DOOMED      next entry point from a statement    IDLE      atomicTxnEnd
-**                 of its own: ROLLBACK; or any end
-**                 heard or found
-**   IDLE        a callback runs and leaves blocks or IDLE or   atomicBlockPop,
-**                 a transaction: ROLLBACK, pop        DOOMED    atomicTxnEnd
+**   from -> to        event; what happens                  function
+**   ----------------  -----------------------------------  ---------------
+**   IDLE -> OWNED     atomic_enter(): BEGIN, join          atomicBlockPush
+**   MANUAL -> NESTED  atomic_enter(): join, SAVEPOINT      atomicBlockPush
+**                       unless savepoint=0
+**   OWNED, NESTED     atomic_enter(): SAVEPOINT if the     atomicBlockPush
+**    -> same            block has one and the flag is
+**                       clear
+**   OWNED -> IDLE     atomic_exit(keep) of the owner:      atomicTxnEnd,
+**                       COMMIT heard; pending -> ready,    atomicBlockPop
+**                       then run
+**   OWNED -> IDLE     atomic_exit() of the owner:          atomicTxnEnd,
+**                       ROLLBACK heard, or COMMIT failed   atomicBlockPop
+**                       and ROLLBACK heard; pending
+**                       discarded
+**   OWNED -> DOOMED   ... and that ROLLBACK failed too    atomicBlockPop,
+**                                                          atomicDoom
+**   OWNED, NESTED     atomic_exit() of an inner block:     atomicBlockPop,
+**    -> same            RELEASE, or ROLLBACK TO +          atomicFlagSet
+**                       RELEASE; the flag passes up when
+**                       there is nothing to roll back to
+**   NESTED -> MANUAL  atomic_exit() of the outermost       atomicBlockPop
+**   any -> same       xSavepoint(i)                        atomicLevelOpen
+**   any -> same       xRelease(i)                          atomicLevelRelease
+**   any -> same       xRollbackTo(i): pending cut back   atomicLevelRollbackTo
+**                       to level i's mark
+**   OWNED, NESTED     xCommit or xRollback that the        atomicTxnEnd
+**    -> ORPHANED        extension did not run (raw SQL,
+**                       SQLite's own rollback), or an
+**                       entry point finds autocommit on
+**   MANUAL -> IDLE    xCommit: pending -> ready;           atomicTxnEnd
+**                       xRollback: pending discarded
+**   ORPHANED ->       atomic_exit(): no SQL, an error      atomicBlockPop
+**    same, or IDLE
+**    or MANUAL after
+**    the last one
+**   DOOMED -> IDLE    the next entry point called from a   atomicTxnEnd
+**                       statement of its own: ROLLBACK;
+**                       or any end heard or found
+**   IDLE -> IDLE      a callback ran and left blocks or a  atomicBlockPop,
+**    or DOOMED          transaction: ROLLBACK, pop         atomicTxnEnd,
+**                                                          atomicDoom
 **
 ** The one "the transaction ended" path is atomicTxnEnd(): temp.atomic_txn's
 ** xCommit and xRollback call it, atomicSync() calls it when an entry point
@@ -146,7 +151,8 @@ ATM_PRIVATE void atomicBlockPush(AtomicConn *p, int iLevel, int bOwner){
   assert( p->nBlock<p->nBlockAlloc );
   assert( p->eOrphan==ATM_END_NONE && !p->bDoomed );
   assert( p->bJoined && !p->bBlind );
-  assert( iLevel==ATM_NO_SAVEPOINT || atomicLevelAlive(p, iLevel, p->nBlock+1) );
+  assert( iLevel==ATM_NO_SAVEPOINT
+       || atomicLevelAlive(p, iLevel, p->nBlock+1) );
   if( p->nBlock==0 ){
     p->bOwner = (u8)bOwner;
     p->bRollback = p->bBroken = 0;
@@ -448,8 +454,12 @@ ATM_PRIVATE char *atomicStateProblem(AtomicConn *p){
   i64 iMark = 0;
   int i, j;
 
-  if( p->nBlock<0 || p->nBlock>p->nBlockAlloc ) return sqlite3_mprintf("nBlock");
-  if( p->nLevel<0 || p->nLevel>p->nLevelAlloc ) return sqlite3_mprintf("nLevel");
+  if( p->nBlock<0 || p->nBlock>p->nBlockAlloc ){
+    return sqlite3_mprintf("nBlock");
+  }
+  if( p->nLevel<0 || p->nLevel>p->nLevelAlloc ){
+    return sqlite3_mprintf("nLevel");
+  }
   if( p->nManual<0 || p->nManual>p->nManualAlloc ){
     return sqlite3_mprintf("nManual");
   }

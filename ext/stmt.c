@@ -106,6 +106,23 @@ ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p){
 }
 
 /*
+** A statement the extension ran returned SQLITE_OK but did nothing, which
+** an application's authorizer does by answering SQLITE_IGNORE when the
+** statement is prepared.  Set zWhy, the static text that explains it, as
+** the statement's message, and forget the kept statements: SQLite expires
+** statements when an authorizer is set but not when it is removed, so
+** they would go on doing nothing.
+*/
+ATM_PRIVATE void atomicDidNothing(AtomicConn *p, const char *zWhy){
+  int i;
+  for(i=0; i<ATM_N_STMT; i++){
+    sqlite3_finalize(p->apStmt[i]);
+    p->apStmt[i] = 0;
+  }
+  p->zWhy = zWhy;
+}
+
+/*
 ** Make sure atomic_close_guard (pending.c) is connected, so that kept
 ** statements are finalized by sqlite3_close().  Returns SQLITE_OK, or an
 ** error if the table cannot be connected (then nothing may be kept).

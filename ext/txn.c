@@ -340,9 +340,9 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
     }
     if( !p->bJoined ){
       if( rc==SQLITE_OK ){
-        *pzErr = atomicMprintf("the INSERT INTO temp.atomic_txn that joins "
-            "it did nothing (an authorizer that ignores it?)");
-        return SQLITE_ERROR;
+        atomicDidNothing(p, "the INSERT INTO temp.atomic_txn that joins it "
+                            "did nothing (an authorizer that ignores it?)");
+        rc = SQLITE_ERROR;
       }
       *pzErr = atomicMprintf("%s", atomicErrmsg(p));
       return rc;
@@ -356,8 +356,9 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
       (void)atomicExec(p, ATM_STMT_RELEASE);
       rc = SQLITE_OK;
     }else if( rc==SQLITE_OK ){
-      *pzErr = atomicMprintf("a SAVEPOINT did nothing (an authorizer that "
-                             "ignores it?)");
+      atomicDidNothing(p, "SAVEPOINT did nothing (an authorizer that "
+                          "ignores it?)");
+      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
       return SQLITE_ERROR;
     }else{
       *pzErr = atomicMprintf("%s", atomicErrmsg(p));
@@ -384,7 +385,8 @@ ATM_PRIVATE int atomicSpOpen(AtomicConn *p, i64 iOwner, const char *zSql,
     return SQLITE_OK;
   }
   if( rc==SQLITE_OK ){
-    p->zWhy = "SAVEPOINT did nothing (an authorizer that ignores it?)";
+    atomicDidNothing(p, "SAVEPOINT did nothing (an authorizer that "
+                        "ignores it?)");
     rc = SQLITE_ERROR;
   }
   return rc;
@@ -418,8 +420,12 @@ static int txnReleaseOnce(AtomicConn *p, const char *zName){
   int rc = txnSpExec(p, 0, zName);
   if( p->nEnd!=nEnd || p->nLevel>=nBefore ){
     if( rc==SQLITE_OK ){
-      p->zWhy = p->nEnd!=nEnd ? "the transaction ended"
-                  : "RELEASE did nothing (an authorizer that ignores it?)";
+      if( p->nEnd!=nEnd ){
+        p->zWhy = "the transaction ended";
+      }else{
+        atomicDidNothing(p, "RELEASE did nothing (an authorizer that "
+                            "ignores it?)");
+      }
       rc = SQLITE_ERROR;
     }
     return rc;
@@ -446,9 +452,12 @@ static int txnRollbackToLevel(AtomicConn *p, int iLevel, i64 iOwner,
      || !atomicLevelAlive(p, iLevel, iOwner)
     ){
       if( rc==SQLITE_OK ){
-        p->zWhy = p->nHeard==nHeard
-                  ? "ROLLBACK TO did nothing (an authorizer that ignores it?)"
-                  : "the transaction ended";
+        if( p->nHeard==nHeard ){
+          atomicDidNothing(p, "ROLLBACK TO did nothing (an authorizer that "
+                              "ignores it?)");
+        }else{
+          p->zWhy = "the transaction ended";
+        }
         rc = SQLITE_ERROR;
       }
       return rc;
@@ -504,9 +513,9 @@ ATM_PRIVATE int atomicEndTxn(AtomicConn *p, int bCommit, int *prc,
     eHow = bCommit && rc==SQLITE_OK ? ATM_END_COMMIT : ATM_END_ROLLBACK;
     atomicTxnEnd(p, eHow);
   }else if( rc==SQLITE_OK ){
-    p->zWhy = bCommit ? "COMMIT did nothing (an authorizer that ignores it?)"
-                      : "ROLLBACK did nothing (an authorizer that ignores "
-                        "it?)";
+    atomicDidNothing(p, bCommit
+        ? "COMMIT did nothing (an authorizer that ignores it?)"
+        : "ROLLBACK did nothing (an authorizer that ignores it?)");
     rc = SQLITE_ERROR;
   }
   p->bExpectEnd = 0;
