@@ -67,7 +67,9 @@ static void enterUndoBegin(sqlite3_context *ctx, AtomicConn *p, int rc,
                            const char *zErr){
   char *zErr2 = 0;
   int rc2;
-  if( atomicEndTxn(p, 0, &rc2, &zErr2)==ATM_END_NONE ){
+  if( !sqlite3_get_autocommit(p->db)
+   && atomicEndTxn(p, 0, &rc2, &zErr2)==ATM_END_NONE
+  ){
     atomicDoom(p);
     atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
         "through temp.atomic_txn: %s; the ROLLBACK of the transaction it "

@@ -341,8 +341,9 @@ ATM_PRIVATE int atomicCheck(AtomicConn *p, sqlite3_context *ctx,
 
 /*
 ** Set the error of ctx to a printf-style message and result code rc.
-** Without memory for the message, or for rc SQLITE_NOMEM, the error is
-** SQLite's "out of memory".
+** Without memory for the message, the error is SQLite's "out of memory".
+** A message with SQLITE_NOMEM keeps its text: it says what happened
+** before memory ran out (a block rolled back, a transaction still open).
 */
 ATM_PRIVATE void atomicError(sqlite3_context *ctx, int rc,
                              const char *zFmt, ...){
@@ -351,7 +352,7 @@ ATM_PRIVATE void atomicError(sqlite3_context *ctx, int rc,
   va_start(ap, zFmt);
   z = connVmprintf(zFmt, ap);
   va_end(ap);
-  if( z==0 || (rc&0xff)==SQLITE_NOMEM ){
+  if( z==0 ){
     sqlite3_result_error_nomem(ctx);
   }else{
     sqlite3_result_error(ctx, z, -1);

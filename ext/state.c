@@ -561,10 +561,10 @@ ATM_PRIVATE char *atomicStateProblem(AtomicConn *p){
 
   /* SQLite's savepoint count */
   if( p->bJoined && !p->bBlind && !bAuto ){
+    int nLevel = p->nLevel;
     int n = checkSqliteLevels(p);
-    if( n>=0 && n!=p->nLevel ){
-      return sqlite3_mprintf("%d levels recorded, SQLite has %d",
-                             p->nLevel, n);
+    if( n>=0 && n!=nLevel ){
+      return sqlite3_mprintf("%d levels recorded, SQLite has %d", nLevel, n);
     }
   }
   return 0;

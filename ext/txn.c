@@ -330,9 +330,11 @@ ATM_PRIVATE int atomicTxnRegister(sqlite3 *db, AtomicConn *p){
 ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
   int rc = SQLITE_OK;
   *pzErr = 0;
+  assert( !sqlite3_get_autocommit(p->db) );
   if( !p->bJoined ){
     rc = atomicExec(p, ATM_STMT_JOIN);
-    if( rc!=SQLITE_OK && !p->bJoined ){
+    if( rc==SQLITE_ERROR && !p->bJoined && !sqlite3_get_autocommit(p->db) ){
+      /* No such table, or its statement expired with it: make it */
       sqlite3_finalize(p->apStmt[ATM_STMT_JOIN]);
       p->apStmt[ATM_STMT_JOIN] = 0;
       rc = txnCreateTable(p);
@@ -344,7 +346,11 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
                             "did nothing (an authorizer that ignores it?)");
         rc = SQLITE_ERROR;
       }
-      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
+      /* An interrupted or failed INSERT inside a transaction makes SQLite
+      ** roll back the whole transaction */
+      *pzErr = atomicMprintf("%s%s", atomicErrmsg(p),
+          sqlite3_get_autocommit(p->db) ?
+          "; SQLite rolled back the transaction" : "");
       return rc;
     }
   }
@@ -355,12 +361,12 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
       ** stays open, recorded as nobody's: the state is still true */
       (void)atomicExec(p, ATM_STMT_RELEASE);
       rc = SQLITE_OK;
-    }else if( rc==SQLITE_OK ){
-      atomicDidNothing(p, "SAVEPOINT did nothing (an authorizer that "
-                          "ignores it?)");
-      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
-      return SQLITE_ERROR;
     }else{
+      if( rc==SQLITE_OK ){
+        atomicDidNothing(p, "SAVEPOINT did nothing (an authorizer that "
+                            "ignores it?)");
+        rc = SQLITE_ERROR;
+      }
       *pzErr = atomicMprintf("%s", atomicErrmsg(p));
     }
   }
