@@ -38,13 +38,29 @@
 #   M(serial)   the last manual savepoint number handed out (S1, S3)
 #   M(mode)     atomic_config('transaction_mode')
 #   M(msgs)     sqlite3_log() messages the current step must produce
+#   M(joined)   the extension follows the open transaction: it joined it
+#               when a block or savepoint() first needed it
+#   M(doomed)   the extension's own ROLLBACK failed: the open transaction
+#               is one it must roll back (section 4); M(dirty) once a
+#               statement changed rows in it since
+#   M(hastable) temp.atomic_txn exists; M(hastable0) as it was when the
+#               transaction began, and M(tablelog) its changes since, each
+#               {levels value}: the number of savepoints open then and the
+#               value before (DROP TABLE and CREATE roll back, also to a
+#               savepoint)
+#   M(tstore)   PRAGMA temp_store (0, 1, 2); changing it drops TEMP
+#   M(intr)     1 while the step runs under an interrupt that lasts until
+#               its statement ends: every statement the extension runs
+#               fails before it does anything
 #
 # A callback is {kind arg robust depth}: kind log inserts arg into log,
 # kind boom inserts arg into boom (its CHECK fails for the -1 we use),
 # kind tins inserts row (arg, NULL) into t (it fails if that key exists
 # when it runs) and kind tcb inserts (arg, arg) into t, whose trigger
 # then calls on_commit() from a writing statement with no block open (C5),
-# which fails the callback.
+# which fails the callback.  Kind blk opens a block and fails inside it
+# (the extension rolls back what it left); kind blkok opens a block,
+# queues a callback that logs arg, and commits it (C8: it runs then).
 #
 # HOW THE RULES MAP
 #
@@ -64,11 +80,20 @@
 #   model_raw*           L1, X5, C6, C9, P3, P4 (raw SQL from outside)
 #   model_close          N3, C10
 #   model_config         section 2 (atomic_config)
+#   model_repair         section 4 (DOOMED)
+#   model_tstore, model_drop, model_closetx: temp.atomic_txn lost or made
+#                        inside a transaction
+#
+# Interrupts (intr, prog) are modelled where the outcome does not depend
+# on which statements the connection has prepared: not around on_commit(),
+# whose check may or may not prepare again, nor where the extension would
+# join a transaction that the application began (an interrupted INSERT
+# rolls the whole transaction back, a statement that could not be
+# prepared does not).
 #
 # Left out on purpose: arguments of the wrong type (R7, other files),
-# statements that write and call transaction control (E4), callbacks that
-# open blocks (C8), COMMIT failures (X4, R4: the fault tests), and the
-# functions this version does not have.
+# statements that write and call transaction control (E4), COMMIT failures
+# (X4, R4: the fault tests), and the functions this version does not have.
 #
 # Texts the SPEC does not fix (which function name prefixes a refusal,
 # how the orphan refusal ends, the text for a block whose savepoint raw
@@ -95,12 +120,19 @@ set ::MODEL_SQL(log)  {INSERT INTO log VALUES(?1)}
 set ::MODEL_SQL(boom) {INSERT INTO boom VALUES(?1)}
 set ::MODEL_SQL(tins) {INSERT INTO t(a) VALUES(?1)}
 set ::MODEL_SQL(tcb)  {INSERT INTO t VALUES(?1, ?1)}
+set ::MODEL_SQL(blk)  {SELECT ?1, atomic_enter(), abs(-9223372036854775808), atomic_exit()}
+set ::MODEL_SQL(blkok) {SELECT atomic_enter(), on_commit('INSERT INTO log VALUES(?1)', ?1), atomic_exit()}
 
 set ::MODEL_F3 "An error occurred in the current transaction. You can't\
 execute queries until the end of the 'atomic' block."
 set ::MODEL_L1 "This is forbidden when an 'atomic' block is active."
 set ::MODEL_C4 "on_commit() cannot be used in manual transaction\
 management; queue callbacks inside an 'atomic' block, or commit first"
+set ::MODEL_DOOMED "a transaction that the atomic extension could not roll\
+back is still open"
+set ::MODEL_DOOMED_HINT "nothing was committed, but the transaction is\
+still open: the next call of a function of this extension rolls it back (or\
+call atomic_rollback())"
 
 # The schema of every sequence, and what each connection adds to it
 set ::MODEL_SCHEMA {
@@ -128,6 +160,8 @@ proc model_connect {} {
   array set M {
     txn 0 base {} levels {} blocks {} owner 0 flag 0 broken 0 orphan {}
     pending {} ready {} serial 0 ntok 0 mode DEFERRED msgs {}
+    joined 0 doomed 0 dirty 0 hastable 1 hastable0 1 tablelog {} tstore 0
+    intr 0
   }
 }
 
@@ -162,15 +196,78 @@ proc model_begin {} {
   set M(txn) 1
   set M(base) $M(t)
   set M(levels) {}
+  set M(hastable0) $M(hastable)
+  set M(tablelog) {}
 }
 
-# The transaction ends; a rollback restores the rows it began with.
+# temp.atomic_txn is made or dropped: remember how to undo it
+proc model_table_set {v} {
+  global M
+  if {$M(hastable)==$v} return
+  if {$M(txn)} { lappend M(tablelog) [list [llength $M(levels)] $M(hastable)] }
+  set M(hastable) $v
+}
+
+# The transaction ends; a rollback restores the rows it began with (and
+# temp.atomic_txn as it was).  Nothing follows it any more, and a doomed
+# transaction is gone.
 proc model_txn_end {bCommit} {
   global M
-  if {!$bCommit} { set M(t) $M(base) }
+  if {!$bCommit} {
+    set M(t) $M(base)
+    set M(hastable) $M(hastable0)
+  }
   set M(txn) 0
   set M(base) {}
   set M(levels) {}
+  set M(tablelog) {}
+  set M(joined) 0
+  set M(doomed) 0
+  set M(dirty) 0
+}
+
+# The extension makes temp.atomic_txn follow the open transaction, unless
+# it already does, creating the table if it is missing
+proc model_join {} {
+  if {$::M(joined)} return
+  set ::M(joined) 1
+  model_table_set 1
+}
+
+# Whether the statements the extension runs fail now (M(intr))
+proc model_sqlfails {} {
+  return $::M(intr)
+}
+
+# Section 4: the extension's own ROLLBACK failed; no block is left, the
+# callbacks are discarded, the transaction stays open
+proc model_doom {} {
+  global M
+  set M(doomed) 1
+  set M(dirty) 0
+  set M(pending) {}
+  set M(flag) 0
+  set M(broken) 0
+}
+
+# Section 4: a function that acts on the transaction rolls a doomed one
+# back first, unless statements changed rows in it since.  Returns "" or
+# the error of FN.
+proc model_repair {fn} {
+  global M
+  if {!$M(doomed)} { return "" }
+  if {$M(dirty)} {
+    return [list 1 "$fn\(): $::MODEL_DOOMED, and statements changed rows in\
+it since; end it first: atomic_rollback() discards everything in it, COMMIT\
+keeps everything in it, the failed work included"]
+  }
+  if {[model_sqlfails]} {
+    return [list 1 "$fn\(): $::MODEL_DOOMED, and rolling it back failed\
+again: interrupted"]
+  }
+  model_txn_end 0
+  set M(pending) {}
+  return ""
 }
 
 proc model_level_push {kind name {depth 0} {tsp 0}} {
@@ -218,6 +315,11 @@ proc model_rollback_to {i} {
   set M(t) $snap
   set M(pending) [lrange $M(pending) 0 [expr {$qlen-1}]]
   set M(levels) [lrange $M(levels) 0 $i]
+  # A table made or dropped inside level I is undone too
+  while {[llength $M(tablelog)] && [lindex $M(tablelog) end 0]>$i} {
+    set M(hastable) [lindex $M(tablelog) end 1]
+    set M(tablelog) [lrange $M(tablelog) 0 end-1]
+  }
 }
 
 # X5, C9, P3, F3: the transaction ended through raw SQL, not the
@@ -262,7 +364,22 @@ proc model_log {msg} {
 proc model_cb_run {cb} {
   global M
   lassign $cb kind arg
+  if {[model_sqlfails]} { return {interrupted SQLITE_INTERRUPT} }
   switch -- $kind {
+    blk {
+      return [list {integer overflow} SQLITE_ERROR "the callback left an\
+'atomic' block open; it was rolled back"]
+    }
+    blkok {
+      # It commits a block of its own (making temp.atomic_txn if it is
+      # missing): that commit runs the callbacks waiting from earlier
+      # commits (C9), then the one it queued (C8)
+      set list [concat $M(ready) [list [list log $arg 0 1]]]
+      set M(ready) {}
+      model_table_set 1
+      set err [model_run_list $list]
+      if {$err ne ""} { return [list $err SQLITE_ERROR] }
+    }
     log  { lappend M(log) $arg }
     boom { return {{CHECK constraint failed: x>0} SQLITE_CONSTRAINT_CHECK} }
     tins {
@@ -281,6 +398,16 @@ proc model_cb_run {cb} {
   return ""
 }
 
+# The message of a failed callback R (see model_cb_run): its error, the
+# name of its code if bCode, then what the extension did about a block it
+# left open
+proc model_cb_msg {r bCode} {
+  lassign $r err code note
+  if {$bCode} { append err " \[$code\]" }
+  if {$note ne ""} { append err "; $note" }
+  return $err
+}
+
 # C7, section 4: after a commit, run LIST in order.  A failing robust
 # callback is logged and the run goes on; a failing plain one stops it and
 # the rest are discarded.  Returns "" or the error to raise, which quotes
@@ -292,17 +419,17 @@ proc model_run_list {list} {
     set cb [lindex $list $i]
     set r [model_cb_run $cb]
     if {$r eq ""} continue
-    lassign $r err code
+    set err [model_cb_msg $r 1]
     set sql $::MODEL_SQL([lindex $cb 0])
     if {[lindex $cb 2]} {
-      model_log "Error calling $sql in on_commit() during transaction ($err)."
+      model_log "Error calling $sql in on_commit() during transaction\
+([model_cb_msg $r 0])."
     } else {
       set left [expr {$n-$i-1}]
       set s [expr {$left==1 ? " was" : "s were"}]
       set tail "the transaction was committed"
       if {$left>0} { append tail "; $left later callback$s not run" }
-      return "on_commit callback failed after commit: $sql: $err \[$code\]\
-($tail)"
+      return "on_commit callback failed after commit: $sql: $err ($tail)"
     }
   }
   return ""
@@ -335,32 +462,51 @@ proc model_enter {args} {
   if {[llength $args]>1} { set bDurable [model_bool [lindex $args 1]] }
   if {$M(orphan) ne ""} { return [model_orphan_err atomic_enter] }
   set n [llength $M(blocks)]
-  if {$bDurable && ($n>0 || $M(txn))} {
-    set msg "atomic_enter(): A durable atomic block cannot be nested within\
-another atomic block."
-    if {$n==0} { append msg " (A transaction is open: commit or roll it back first.)" }
-    return [list 1 $msg]
+  if {$n>0} {
+    # E3: an inner block
+    if {$bDurable} {
+      return {1 {atomic_enter(): A durable atomic block cannot be nested\
+within another atomic block.}}
+    }
+    set tok ""
+    if {$bSp && !$M(flag)} {
+      if {[model_sqlfails]} { return {1 {atomic_enter(): interrupted}} }
+      set tok B[incr M(ntok)]
+      model_level_push block $tok
+    }
+    lappend M(blocks) $tok
+    return [list 0 [llength $M(blocks)]]
   }
-  if {$n==0} {
-    # E2: every outermost block clears the flag
-    set M(flag) 0
-    set M(broken) 0
-    if {!$M(txn)} {
-      model_begin
-      set M(owner) 1
-      lappend M(blocks) ""
-      return {0 1}
+  set r [model_repair atomic_enter]
+  if {$r ne ""} { return $r }
+  if {$bDurable && $M(txn)} {
+    return {1 {atomic_enter(): A durable atomic block cannot be nested\
+within another atomic block. (A transaction is open: commit or roll it back\
+first.)}}
+  }
+  if {!$M(txn)} {
+    # E2: BEGIN; the block owns the transaction
+    if {[model_sqlfails]} { return {1 {atomic_enter(): interrupted}} }
+    model_begin
+    model_join
+    set M(owner) 1
+    set tok ""
+  } else {
+    # E3: the outermost block in the application's transaction
+    model_join
+    set tok ""
+    if {$bSp} {
+      if {[model_sqlfails]} { return {1 {atomic_enter(): interrupted}} }
+      set tok B[incr M(ntok)]
+      model_level_push block $tok
     }
     set M(owner) 0
   }
-  # E3: manual-mode outermost block, or an inner block
-  set tok ""
-  if {$bSp && !$M(flag)} {
-    set tok B[incr M(ntok)]
-    model_level_push block $tok
-  }
+  # E2: every outermost block clears the flag
+  set M(flag) 0
+  set M(broken) 0
   lappend M(blocks) $tok
-  return [list 0 [llength $M(blocks)]]
+  return {0 1}
 }
 
 # S2: a manual savepoint made in a block that closes belongs to the block
@@ -397,6 +543,16 @@ proc model_exit {args} {
   set bKeep [expr {$bOk && !$M(flag)}]
   if {$n==1 && $M(owner)} {
     model_pop_block
+    if {[model_sqlfails]} {
+      # Section 4: COMMIT (or ROLLBACK) fails, and the ROLLBACK too
+      model_doom
+      if {$bKeep} {
+        return [list 1 "atomic_exit(): COMMIT failed: interrupted; the\
+ROLLBACK that followed failed too: interrupted; $::MODEL_DOOMED_HINT"]
+      }
+      return [list 1 "atomic_exit(): ROLLBACK failed: interrupted;\
+$::MODEL_DOOMED_HINT"]
+    }
     if {$bKeep} {
       # X2, C7: COMMIT, then the callbacks
       set err [model_commit_and_run]
@@ -419,6 +575,16 @@ proc model_exit {args} {
       model_pop_block
       return {0 1}
     }
+    if {$i>=0 && [model_sqlfails]} {
+      # X4: RELEASE fails, and the ROLLBACK TO after it: the savepoint and
+      # the work stay, the flag is set
+      set M(flag) 1
+      set M(broken) 1
+      model_pop_block
+      return [list 1 "atomic_exit(): RELEASE failed: interrupted; the\
+ROLLBACK TO that followed failed too: interrupted; the block's work is\
+still in the transaction, and the rollback flag is set: [model_next]"]
+    }
     if {$i>=0} {
       # X2: RELEASE
       model_release $i
@@ -430,19 +596,16 @@ proc model_exit {args} {
     set M(flag) 1
     set M(broken) 1
     model_pop_block
-    set next "the enclosing block will roll back"
-    if {[llength $M(blocks)]==0} {
-      set next "the application's transaction is broken: roll it back with\
-atomic_rollback()"
-    }
     return [list 1 "atomic_exit(): the block's savepoint was released or\
-rolled back outside of the 'atomic' block; $next"]
+rolled back outside of the 'atomic' block; [model_next]"]
   }
   # X3: clear the flag, then roll back to the savepoint, or pass the
   # failure up when there is none (F3)
   set M(flag) 0
   set M(broken) 0
-  if {$i<0} {
+  if {$i<0 || [model_sqlfails]} {
+    # Nothing to roll back to, or ROLLBACK TO failed: the flag is set and
+    # nothing is raised
     set M(flag) 1
     set M(broken) 1
   } else {
@@ -451,6 +614,13 @@ rolled back outside of the 'atomic' block; $next"]
   }
   model_pop_block
   return {0 0}
+}
+
+# What a failed inner block's error says happens next
+proc model_next {} {
+  if {[llength $::M(blocks)]>0} { return "the enclosing block will roll back" }
+  return "the application's transaction is broken: roll it back with\
+atomic_rollback()"
 }
 
 # F1, F2, F3: set_rollback(flag)
@@ -480,6 +650,8 @@ proc model_on_commit {bRobust kind arg} {
   set fn [expr {$bRobust ? "on_commit_robust" : "on_commit"}]
   if {$M(orphan) ne ""} { return [model_orphan_err $fn] }
   if {$M(broken)} { return [list 1 "$fn\(): $::MODEL_F3"] }
+  set r [model_repair $fn]
+  if {$r ne ""} { return $r }
   set cb [list $kind $arg $bRobust [llength $M(blocks)]]
   if {[llength $M(blocks)]} {
     lappend M(pending) $cb
@@ -489,8 +661,9 @@ proc model_on_commit {bRobust kind arg} {
     if {$bRobust} { return [list 1 "on_commit_robust(): $::MODEL_C4"] }
     return [list 1 $::MODEL_C4]
   }
-  set err [lindex [model_cb_run $cb] 0]
-  if {$err ne ""} {
+  set r [model_cb_run $cb]
+  if {$r ne ""} {
+    set err [model_cb_msg $r 0]
     if {!$bRobust} { return [list 1 $err] }
     model_log "Error calling $::MODEL_SQL($kind) in on_commit() ($err)."
   }
@@ -519,6 +692,10 @@ proc model_trigger_err {} {
   global M
   if {$M(orphan) ne ""} { return [lindex [model_orphan_err on_commit] 1] }
   if {$M(broken)} { return "on_commit(): $::MODEL_F3" }
+  if {$M(doomed)} {
+    return "on_commit(): $::MODEL_DOOMED; roll it back first with\
+atomic_rollback()"
+  }
   if {[llength $M(blocks)]} { return "" }
   if {$M(txn)} { return $::MODEL_C4 }
   return "on_commit(): called by a statement that writes, with no 'atomic'\
@@ -552,11 +729,13 @@ proc model_insert {rows {bRollback 0}} {
   }
   set M(t) $t
   lappend M(pending) {*}$queued
+  if {$M(doomed)} { set M(dirty) 1 }
   return {0 {}}
 }
 
 # DELETE FROM t WHERE a=K: a plain write, undone by rollbacks like any
 proc model_delete {k} {
+  if {[dict exists $::M(t) $k] && $::M(doomed)} { set ::M(dirty) 1 }
   dict unset ::M(t) $k
   return {0 {}}
 }
@@ -566,7 +745,11 @@ proc model_savepoint {} {
   global M
   if {$M(orphan) ne ""} { return [model_orphan_err savepoint] }
   if {$M(broken)} { return [list 1 "savepoint(): $::MODEL_F3"] }
+  set r [model_repair savepoint]
+  if {$r ne ""} { return $r }
   if {!$M(txn)} { return {0 {{}}} }
+  model_join
+  if {[model_sqlfails]} { return {1 {savepoint(): interrupted}} }
   set k [incr M(serial)]
   model_level_push manual $k [llength $M(blocks)]
   return [list 0 [list [model_sid $k]]]
@@ -579,6 +762,8 @@ proc model_sp_end {bRollback k} {
   set fn [expr {$bRollback ? "savepoint_rollback" : "savepoint_commit"}]
   if {$M(orphan) ne ""} { return [model_orphan_err $fn] }
   if {$M(broken)} { return [list 1 "$fn\(): $::MODEL_F3"] }
+  set r [model_repair $fn]
+  if {$r ne ""} { return $r }
   if {$k eq "null" || !$M(txn)} { return {0 {{}}} }
   set sid [model_sid $k]
   set i [model_level_find manual $k]
@@ -588,6 +773,7 @@ proc model_sp_end {bRollback k} {
 'atomic' block; ending it would end that block's savepoint too, so end it\
 after the block exits"]
   }
+  if {[model_sqlfails]} { return [list 1 "$fn\(): interrupted"] }
   if {$bRollback} {
     model_rollback_to $i
   } else {
@@ -617,8 +803,13 @@ proc model_clean {} {
 proc model_autocommit {f} {
   global M
   if {[llength $M(blocks)]} { return [list 1 "set_autocommit(): $::MODEL_L1"] }
+  set r [model_repair set_autocommit]
+  if {$r ne ""} { return $r }
   if {![model_bool $f]} {
-    if {!$M(txn)} { model_begin }
+    if {!$M(txn)} {
+      if {[model_sqlfails]} { return {1 {set_autocommit(): interrupted}} }
+      model_begin
+    }
     return {0 0}
   }
   if {$M(txn)} {
@@ -636,7 +827,10 @@ proc model_commit {} {
   global M
   if {[llength $M(blocks)]} { return [list 1 "atomic_commit(): $::MODEL_L1"] }
   if {$M(broken)} { return [list 1 "atomic_commit(): $::MODEL_F3"] }
+  set r [model_repair atomic_commit]
+  if {$r ne ""} { return $r }
   if {!$M(txn)} { return {0 {{}}} }
+  if {[model_sqlfails]} { return {1 {atomic_commit(): interrupted}} }
   set err [model_commit_and_run]
   if {$err ne ""} { return [list 1 $err] }
   return {0 {{}}}
@@ -646,6 +840,9 @@ proc model_commit {} {
 proc model_rollback {} {
   global M
   if {[llength $M(blocks)]} { return [list 1 "atomic_rollback(): $::MODEL_L1"] }
+  if {$M(txn) && [model_sqlfails]} {
+    return {1 {atomic_rollback(): interrupted; the transaction is still open}}
+  }
   if {$M(txn)} {
     model_txn_end 0
     set M(pending) {}
@@ -742,6 +939,41 @@ proc model_close {} {
   return {0 {}}
 }
 
+# PRAGMA temp_store: a new value drops TEMP, temp.atomic_txn with it (the
+# test's TEMP trigger is made again at once); inside a transaction SQLite
+# refuses a new value
+proc model_tstore {v} {
+  global M
+  if {$v==$M(tstore)} { return {0 {}} }
+  if {$M(txn)} {
+    return {1 {temporary storage cannot be changed from within a transaction}}
+  }
+  set M(tstore) $v
+  model_table_set 0
+  return {0 {}}
+}
+
+# DROP TABLE temp.atomic_txn: refused while it follows the transaction
+# (SQLite shows the refusal of a virtual table's xDestroy as "SQL logic
+# error"); the extension makes it again when it needs it
+proc model_drop {} {
+  global M
+  if {!$M(hastable)} { return {1 {no such table: temp.atomic_txn}} }
+  if {$M(joined)} { return {1 {SQL logic error}} }
+  model_table_set 0
+  return {0 {}}
+}
+
+# The connection closes; a new one begins a transaction and loads the
+# extension inside it, so temp.atomic_txn is made later, inside some
+# transaction
+proc model_closetx {} {
+  model_close
+  set ::M(hastable) 0
+  model_begin
+  return {0 {}}
+}
+
 # Section 2: atomic_config('transaction_mode' ?, value?)
 proc model_config {args} {
   global M
@@ -780,7 +1012,20 @@ proc model_apply {op} {
     commit   { model_commit }
     rollback { model_rollback }
     close    { model_close }
+    closetx  { model_closetx }
     cfg      { model_config {*}$args }
+    tstore   { model_tstore [lindex $op 1] }
+    drop     { model_drop }
+    intr - prog {
+      # The operation runs with every statement the extension runs
+      # failing; if the function itself succeeds, the statement that
+      # called it still fails when it goes on
+      set ::M(intr) 1
+      set r [model_apply [lindex $op 1]]
+      set ::M(intr) 0
+      if {[lindex $r 0]==0} { return {1 interrupted} }
+      return $r
+    }
   }
 }
 
@@ -823,12 +1068,18 @@ set ::MODEL_OBSERVE {
 
 # Open the connection on the test database, with the extension and the
 # TEMP trigger.
-proc ext_connect {{schema ""}} {
+proc ext_connect {{schema ""} {bInTxn 0}} {
   sqlite3 db $::MODEL_DB
-  if {[file exists $::EXT.so]} { load_atomic db $::EXT.so } else { load_atomic db }
   db eval { PRAGMA synchronous=OFF }
   db eval $schema
   db eval $::MODEL_TRIGGER
+  if {$bInTxn} { db eval BEGIN }
+  if {[file exists $::EXT.so]} { load_atomic db $::EXT.so } else { load_atomic db }
+  # intr() interrupts the statement that calls it, until it ends; prog()
+  # installs a progress handler that interrupts every statement from then
+  # on (ext_apply removes it)
+  db function intr {apply {{} { db interrupt; return 0 }}}
+  db function prog {apply {{} { db progress 1 {expr 1}; return 0 }}}
   set ::MODEL_PREFIX ""
   set ::MODEL_BLKNAME ""
   set ::MODEL_FRESH 1
@@ -878,7 +1129,8 @@ proc model_op_sql {op} {
     oc {
       lassign $a robust kind arg
       set fn [expr {$robust ? "on_commit_robust" : "on_commit"}]
-      return "SELECT $fn\('$::MODEL_SQL($kind)', $arg);"
+      set text [string map {' ''} $::MODEL_SQL($kind)]
+      return "SELECT $fn\('$text', $arg);"
     }
     ocsel {
       lassign $a robust kind offset
@@ -904,6 +1156,16 @@ proc model_op_sql {op} {
     commit   { return "SELECT atomic_commit();" }
     rollback { return "SELECT atomic_rollback();" }
     close    { return "-- close and reopen" }
+    closetx  { return "-- close, reopen, BEGIN, load" }
+    tstore {
+      set v [lindex {DEFAULT FILE MEMORY} $a]
+      return "PRAGMA temp_store = $v; [string map {{TRIGGER tr} {TRIGGER IF NOT EXISTS tr}} $::MODEL_TRIGGER]"
+    }
+    drop     { return "DROP TABLE temp.atomic_txn;" }
+    intr - prog {
+      set inner [model_op_sql [lindex $op 1]]
+      return "SELECT [lindex $op 0](), [string range $inner 7 end]"
+    }
     cfg {
       if {[llength $a]==0} { return "SELECT atomic_config('transaction_mode');" }
       return "SELECT atomic_config('transaction_mode', '[lindex $a 0]');"
@@ -918,6 +1180,11 @@ proc ext_apply {op} {
     ext_connect
     return {0 {}}
   }
+  if {[lindex $op 0] eq "closetx"} {
+    db close
+    ext_connect "" 1
+    return {0 {}}
+  }
   set ::MODEL_FRESH 0
   if {[lindex $op 1] eq "@" && $::MODEL_BLKNAME eq "" && $::MODEL_STMTVTAB} {
     # The name of the blocks' savepoints is random per connection: read
@@ -928,6 +1195,7 @@ proc ext_apply {op} {
     }]
   }
   set rc [catch { db eval [model_op_sql $op] } res]
+  if {[lindex $op 0] eq "prog"} { db progress 0 {} }
   if {!$rc && [lindex $op 0] eq "sp" && $::MODEL_PREFIX eq ""} {
     regexp {^(s[0-9a-f]{8})_x[0-9]+$} [lindex $res 0] -> ::MODEL_PREFIX
   }
@@ -1045,6 +1313,9 @@ proc model_repro {ops} {
     if {[lindex $op 0] eq "close"} {
       lappend lines "-- close and reopen:" ".open model.db" ".load ./atomic" \
           $::MODEL_TRIGGER
+    } elseif {[lindex $op 0] eq "closetx"} {
+      lappend lines "-- close, reopen, BEGIN, load:" ".open model.db" \
+          $::MODEL_TRIGGER "BEGIN;" ".load ./atomic"
     } else {
       lappend lines [model_op_sql $op]
     }
@@ -1103,6 +1374,10 @@ proc model_gen_op {} {
     rollback [expr {$n==0 && $txn ? 2.5 : 0.4}] \
     close    0.6 \
     cfg      0.3 \
+    intr     1.2 \
+    tstore   0.4 \
+    drop     0.4 \
+    closetx  0.25 \
   ]
   # Each sequence leans towards one area, so that deep corners are met
   set x {}
@@ -1122,6 +1397,8 @@ proc model_gen_op {} {
   }
   # ... and towards leaving states that have been seen enough
   if {$M(orphan) ne ""} { lappend x exit 2.5 oc 0.4 ins 0.6 }
+  # ... and, in a doomed transaction, towards its ends
+  if {$M(doomed)} { lappend x enter 2 rollback 2 commitr 2 ocsel 0 }
   if {$n==0 && $txn && [llength $M(pending)]} { lappend x commitr 2.5 }
   if {[llength $M(ready)]} { lappend x ac 2 enter 1.5 commit 2 }
   foreach {k f} $x { dict set w $k [expr {[dict get $w $k]*$f}] }
@@ -1156,15 +1433,36 @@ proc model_gen_op {} {
       }
       return [list $k $rows]
     }
+    intr {
+      # An operation whose outcome under an interrupt is fixed (see the
+      # header): not one that joins the application's transaction
+      set join [expr {$M(txn) && !$M(joined)}]
+      for {set k 0} {$k<50} {incr k} {
+        set op [model_gen_op]
+        switch -- [lindex $op 0] {
+          exit - spc - spr - ac - commit - rollback { break }
+          enter { if {!($join && $n==0)} break }
+          sp { if {!$join} break }
+        }
+        set op {}
+      }
+      if {$op eq ""} { return {exit} }
+      return [list [model_pick {intr prog}] $op]
+    }
+    tstore { return [list tstore [model_rand 3]] }
+    drop { return drop }
+    closetx { return closetx }
     oc {
       set robust [model_chance 0.35]
-      set kinds {log log log log log log boom tins tins tcb}
-      if {$::MODEL_PROFILE eq "callbacks"} { set kinds {log log log boom tins tcb} }
+      set kinds {log log log log log log boom tins tins tcb blk blkok}
+      if {$::MODEL_PROFILE eq "callbacks"} { set kinds {log log log boom tins tcb blk blkok} }
       switch -- [model_pick $kinds] {
         log  { return [list oc $robust log [incr ::MODEL_NEXT]] }
         boom { return [list oc $robust boom -1] }
         tins { return [list oc $robust tins [expr {1+[model_rand 12]}]] }
         tcb  { return [list oc $robust tcb [expr {1+[model_rand 12]}]] }
+        blk  { return [list oc $robust blk [incr ::MODEL_NEXT]] }
+        blkok { return [list oc $robust blkok [incr ::MODEL_NEXT]] }
       }
     }
     ocsel {
