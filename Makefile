@@ -6,6 +6,7 @@
 #   make test-asan  the suite against an ASan+UBSan build
 #   make test-valgrind   the suite under valgrind memcheck
 #   make fuzz N=... long runs of the model-based random test
+#   make coverage   line and branch coverage of ext/ from the whole suite
 #   make bench      benchmarks (bench/)
 #   make clean
 #
@@ -86,6 +87,23 @@ fuzz: need-test
 	@$(MAKE) -s $(TESTBIN)
 	ATOMIC_FUZZ=$(N) $(TCLSH) tcltest/all.tcl model01.test
 
+# Coverage: the test build instrumented with gcov, the whole suite run
+# against it, then tool/coverage.sh.  The objects and the .gcov files are
+# in cov/.
+COVOBJ = $(patsubst ext/%.c,cov/%.o,$(SRC))
+cov/%.o: ext/%.c $(HDR)
+	@mkdir -p cov
+	$(CC) -O0 -g --coverage $(WARN) -fPIC -fvisibility=hidden -DATOMIC_TEST \
+	  -c -o $@ $<
+coverage: need-test
+	rm -rf cov
+	$(MAKE) -s clean-bin
+	$(MAKE) -s $(COVOBJ)
+	$(CC) --coverage -shared -o atomic_test.so $(COVOBJ)
+	$(MAKE) -s atomic.so tcltest/atomictest.so tcltest/static_host
+	ATOMIC_BUILDS=test $(TCLSH) tcltest/all.tcl; s=$$?; \
+	  sh tool/coverage.sh cov; rm -f atomic_test.so; exit $$s
+
 bench: need-check atomic.so
 	$(MAKE) -C bench run
 
@@ -93,8 +111,8 @@ clean-bin:
 	rm -f atomic.so atomic_test.so tcltest/atomictest.so tcltest/static_host
 
 clean: clean-bin
-	rm -rf testdir tcltest/testdir
+	rm -rf testdir tcltest/testdir cov
 	-$(MAKE) -s -C bench clean
 
-.PHONY: all demo test test-asan test-valgrind fuzz bench clean clean-bin \
+.PHONY: all demo test test-asan test-valgrind fuzz coverage bench clean clean-bin \
         need-demo need-test need-check

@@ -53,8 +53,13 @@
 #include "atomicInt.h"
 SQLITE_EXTENSION_INIT1
 
-/* Pointer type for atomic_state(): a different build is not compatible */
-#define ATM_STATE_TYPE "atomic-state-" ATM_VERSION
+/* Pointer type for atomic_state(): a different build is not compatible
+** (the test build's state is larger) */
+#ifdef ATOMIC_TEST
+# define ATM_STATE_TYPE "atomic-state-" ATM_VERSION "-test"
+#else
+# define ATM_STATE_TYPE "atomic-state-" ATM_VERSION
+#endif
 
 /*
 ** atomic_version(): the version text.
@@ -119,14 +124,32 @@ static void atomicConfigFunc(sqlite3_context *ctx, int argc,
 
 #ifdef ATOMIC_TEST
 /*
-** atomic_test_check(): NULL if the state machine's invariant holds, else
-** what is wrong (state.c).  Test builds only.
+** atomic_test_check([N [, KEEP]]): NULL if the state machine's invariant
+** holds, else what is wrong (state.c).  With N, the state is first broken
+** in way N (atomicTestBreak), to show that the check sees it, and mended
+** after, unless KEEP.  Test builds only.
 */
 static void atomicTestCheckFunc(sqlite3_context *ctx, int argc,
                                 sqlite3_value **argv){
-  char *z = atomicStateProblem(atomicConn(ctx));
-  (void)argc; (void)argv;
+  AtomicConn *p = atomicConn(ctx);
+  char *z;
+  if( argc==0 ){
+    z = atomicStateProblem(p);
+  }else{
+    z = atomicTestBreak(p, sqlite3_value_int(argv[0]),
+                        argc>1 && sqlite3_value_int(argv[1]));
+  }
   if( z ) sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+
+/*
+** atomic_test_deaf(): temp.atomic_txn does not hear the next end of a
+** transaction, as if SQLite had failed to tell it.  Test builds only.
+*/
+static void atomicTestDeafFunc(sqlite3_context *ctx, int argc,
+                               sqlite3_value **argv){
+  (void)argc; (void)argv;
+  atomicConn(ctx)->bTestDeaf = 1;
 }
 #endif
 
@@ -175,12 +198,18 @@ static const struct AtomicFuncDef {
   { "atomic_config",       1, DIRECT, atomicConfigFunc },
   { "atomic_config",       2, DIRECT, atomicConfigFunc },
   { "atomic_version",      0, LOOK|SQLITE_DETERMINISTIC, atomicVersionFunc },
-  { "atomic_state",        0, DIRECT, atomicStateFunc },
 #ifdef ATOMIC_TEST
   { "atomic_test_oom",     1, DIRECT, atomicTestOomFunc },
   { "atomic_test_step",    2, DIRECT, atomicTestStepFunc },
+  { "atomic_test_step",    3, DIRECT, atomicTestStepFunc },
   { "atomic_test_check",   0, DIRECT, atomicTestCheckFunc },
+  { "atomic_test_check",   1, DIRECT, atomicTestCheckFunc },
+  { "atomic_test_check",   2, DIRECT, atomicTestCheckFunc },
+  { "atomic_test_deaf",    0, DIRECT, atomicTestDeafFunc },
 #endif
+  /* Last: a later load takes its presence to mean that this one
+  ** registered everything (atomicFindState) */
+  { "atomic_state",        0, DIRECT, atomicStateFunc },
 };
 
 /* ATM_N_FUNC (atomicInt.h) sizes AtomicConn.aWrap: it must be right */
@@ -204,6 +233,26 @@ static void atomicWrapUnref(void *pArg){
   atomicConnUnref(((struct AtomicWrap*)pArg)->p);
 }
 #endif
+
+/*
+** Register SQL function aAtomicFunc[i] on db with state p, which it holds
+** a reference to (released by its xDestroy, even if this fails).  Returns
+** SQLITE_OK or an error code.
+*/
+static int atomicRegisterFunc(sqlite3 *db, AtomicConn *p, int i){
+  const struct AtomicFuncDef *pDef = &aAtomicFunc[i];
+  atomicConnRef(p);
+#ifdef ATOMIC_TEST
+  p->aWrap[i].p = p;
+  p->aWrap[i].xFunc = pDef->xFunc;
+  p->aWrap[i].zName = pDef->zName;
+  return sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
+      pDef->eFlags, &p->aWrap[i], atomicCheckedFunc, 0, 0, atomicWrapUnref);
+#else
+  return sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
+      pDef->eFlags, p, pDef->xFunc, 0, 0, atomicConnUnref);
+#endif
+}
 
 /*
 ** Look for the state of an earlier load on db.  Returns SQLITE_OK with
@@ -246,13 +295,14 @@ static int atomicFindState(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
   return rc;
 }
 
-#ifdef _WIN32
-__declspec(dllexport)
-#else
-__attribute__((visibility("default")))
-#endif
-int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
-                        const sqlite3_api_routines *pApi){
+/*
+** Load the extension on db: find the state of an earlier load, or make
+** one and register everything.  The entry points below call this, not one
+** another: the dynamic linker may resolve an exported name to another
+** build loaded earlier.
+*/
+static int atomicInit(sqlite3 *db, char **pzErrMsg,
+                      const sqlite3_api_routines *pApi){
   AtomicConn *p = 0;
   int rc;
   int i;
@@ -272,29 +322,32 @@ int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
     return SQLITE_NOMEM;
   }
   atomicConnRef(p);             /* Held until registration is over */
-  for(i=0; rc==SQLITE_OK && i<ATM_N_FUNC; i++){
-    const struct AtomicFuncDef *pDef = &aAtomicFunc[i];
-    atomicConnRef(p);           /* Released by xDestroy, even on failure */
-#ifdef ATOMIC_TEST
-    p->aWrap[i].p = p;
-    p->aWrap[i].xFunc = pDef->xFunc;
-    p->aWrap[i].zName = pDef->zName;
-    rc = sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
-        pDef->eFlags, &p->aWrap[i], atomicCheckedFunc, 0, 0,
-        atomicWrapUnref);
-#else
-    rc = sqlite3_create_function_v2(db, pDef->zName, pDef->nArg,
-        pDef->eFlags, p, pDef->xFunc, 0, 0, atomicConnUnref);
-#endif
+  for(i=0; rc==SQLITE_OK && i<ATM_N_FUNC-1; i++){
+    rc = atomicRegisterFunc(db, p, i);
   }
   if( rc==SQLITE_OK ) rc = atomicPendingRegister(db, p);
   if( rc==SQLITE_OK ) rc = atomicTxnRegister(db, p);
+  /* atomic_state() last: see the table */
+  if( rc==SQLITE_OK ) rc = atomicRegisterFunc(db, p, ATM_N_FUNC-1);
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("atomic: cannot register its functions: %s",
                                 sqlite3_errmsg(db));
   }
   atomicConnUnref(p);
   return rc;
+}
+
+/*
+** The entry point.
+*/
+#ifdef _WIN32
+__declspec(dllexport)
+#else
+__attribute__((visibility("default")))
+#endif
+int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
+                        const sqlite3_api_routines *pApi){
+  return atomicInit(db, pzErrMsg, pApi);
 }
 
 #ifdef ATOMIC_TEST
@@ -306,6 +359,6 @@ int sqlite3_atomic_init(sqlite3 *db, char **pzErrMsg,
 __attribute__((visibility("default")))
 int sqlite3_atomictest_init(sqlite3 *db, char **pzErrMsg,
                             const sqlite3_api_routines *pApi){
-  return sqlite3_atomic_init(db, pzErrMsg, pApi);
+  return atomicInit(db, pzErrMsg, pApi);
 }
 #endif

@@ -92,7 +92,7 @@ typedef struct AtomicValue AtomicValue;
 /* SQL functions, in the registration table of atomic.c */
 #define ATM_N_FUNC  (22+ATM_N_TEST_FUNC)
 #ifdef ATOMIC_TEST
-# define ATM_N_TEST_FUNC 3
+# define ATM_N_TEST_FUNC 7
 #else
 # define ATM_N_TEST_FUNC 0
 #endif
@@ -222,6 +222,7 @@ struct AtomicConn {
   sqlite3_vtab *pJoinedTab; /* The temp.atomic_txn instance that joined */
   const char *zWhy;         /* Why the last statement "failed" although it
                             ** returned SQLITE_OK (it did nothing) */
+  u8 bTxnAtStep;            /* A transaction was open when it began */
   i64 iNewOwner;            /* Owner of the next savepoint reported */
   i64 iSerial;              /* Last serial handed out by savepoint() */
   int nRunDepth;            /* Callbacks running now, nested */
@@ -251,6 +252,7 @@ struct AtomicConn {
   } aWrap[ATM_N_FUNC];
   char *zFault;             /* Message of an injected statement fault */
   int iProbe;               /* Level the check's probe savepoint heard */
+  u8 bTestDeaf;             /* Miss the next end (atomic_test_deaf) */
   u8 bProbing;              /* The check's probe runs (state.c) */
   u8 bProbeReleased;        /* ... and its RELEASE was heard */
 #endif
@@ -289,6 +291,7 @@ ATM_PRIVATE void atomicSync(AtomicConn *p);
 #ifdef ATOMIC_TEST
 ATM_PRIVATE void atomicCheckState(AtomicConn *p, const char *zWhere);
 ATM_PRIVATE char *atomicStateProblem(AtomicConn *p);
+ATM_PRIVATE char *atomicTestBreak(AtomicConn *p, int eHow, int bKeep);
 #endif
 
 /* True if savepoint level iLevel exists and was made by iOwner */
@@ -305,6 +308,7 @@ ATM_PRIVATE int atomicExecSql(AtomicConn *p, const char *zSql);
 ATM_PRIVATE int atomicSchemaVersion(AtomicConn *p, int *piVersion);
 ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p);
 ATM_PRIVATE void atomicDidNothing(AtomicConn *p, const char *zWhy);
+ATM_PRIVATE int atomicStepEnded(AtomicConn *p);
 ATM_PRIVATE int atomicGuard(AtomicConn *p);
 ATM_PRIVATE void atomicFinalizeAll(AtomicConn *p);
 ATM_PRIVATE int atomicWriterActive(AtomicConn *p);
@@ -364,6 +368,7 @@ ATM_PRIVATE void atomicError(sqlite3_context *ctx, int rc,
                              const char *zFmt, ...);
 ATM_PRIVATE void atomicErrorDb(sqlite3_context *ctx, AtomicConn *p, int rc,
                                const char *zFunc);
+ATM_PRIVATE char *atomicStepError(AtomicConn *p);
 ATM_PRIVATE int atomicArgBool(sqlite3_context *ctx, const char *zFunc,
                               const char *zArg, sqlite3_value *pVal,
                               int *pbOut);

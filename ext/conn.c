@@ -169,7 +169,8 @@ ATM_PRIVATE const char *atomicClip(const char *z, char *zBuf){
 
 /*
 ** The name of result code rc, e.g. "SQLITE_BUSY_SNAPSHOT"; an extended
-** code this table lacks is named by its primary code.
+** code this table lacks is named by its primary code, and a code that is
+** none of SQLite's is called SQLITE_ERROR.
 */
 ATM_PRIVATE const char *atomicCodeName(int rc){
   static const struct { int rc; const char *zName; } aCode[] = {
@@ -228,14 +229,15 @@ ATM_PRIVATE const char *atomicCodeName(int rc){
     { SQLITE_CONSTRAINT_VTAB,        "SQLITE_CONSTRAINT_VTAB" },
     { SQLITE_CONSTRAINT_ROWID,       "SQLITE_CONSTRAINT_ROWID" },
   };
+  const char *zName = 0;
   size_t i;
-  for(i=0; i<sizeof(aCode)/sizeof(aCode[0]); i++){
-    if( aCode[i].rc==rc ) return aCode[i].zName;
+  for(i=0; zName==0 && i<sizeof(aCode)/sizeof(aCode[0]); i++){
+    if( aCode[i].rc==rc ) zName = aCode[i].zName;
   }
-  for(i=0; i<sizeof(aCode)/sizeof(aCode[0]); i++){
-    if( aCode[i].rc==(rc&0xff) ) return aCode[i].zName;
+  for(i=0; zName==0 && i<sizeof(aCode)/sizeof(aCode[0]); i++){
+    if( aCode[i].rc==(rc&0xff) ) zName = aCode[i].zName;
   }
-  return "SQLITE_ERROR";
+  return zName ? zName : "SQLITE_ERROR";
 }
 
 /*
@@ -362,12 +364,30 @@ ATM_PRIVATE void atomicError(sqlite3_context *ctx, int rc,
 }
 
 /*
+** The message of the statement the extension just ran, saying so if SQLite
+** rolled back the transaction because of it (the blocks are then
+** orphans).  In memory from sqlite3_malloc(), or NULL on OOM.
+*/
+ATM_PRIVATE char *atomicStepError(AtomicConn *p){
+  if( !atomicStepEnded(p) ) return atomicMprintf("%s", atomicErrmsg(p));
+  if( p->nBlock>0 ){
+    return atomicMprintf("%s; SQLite rolled back the transaction: call "
+        "atomic_exit() for each of the %d open blocks", atomicErrmsg(p),
+        p->nBlock);
+  }
+  return atomicMprintf("%s; SQLite rolled back the transaction",
+                       atomicErrmsg(p));
+}
+
+/*
 ** Report the error of the statement the extension just ran as the error
-** of ctx, keeping its result code.
+** of ctx, keeping its result code (atomicStepError()).
 */
 ATM_PRIVATE void atomicErrorDb(sqlite3_context *ctx, AtomicConn *p, int rc,
                                const char *zFunc){
-  atomicError(ctx, rc, "%s(): %s", zFunc, atomicErrmsg(p));
+  char *z = atomicStepError(p);
+  atomicError(ctx, rc, "%s(): %s", zFunc, z ? z : "out of memory");
+  sqlite3_free(z);
 }
 
 /*

@@ -3,8 +3,8 @@
 ** of atomic_pending (pending.c).
 **
 ** Integers and reals are numbers (an infinity is written as SQLite's JSON
-** functions write it, 9e999, and a NaN as null), text is a string, a blob
-** is the string "x'<hex>'", NULL is null.
+** functions write it, 9e999), text is a string, a blob is the string
+** "x'<hex>'", NULL is null.
 */
 #include "atomicInt.h"
 
@@ -77,9 +77,8 @@ ATM_PRIVATE char *atomicArgsJson(AtomicCallback *pCb){
         jsonAppend(&buf, zNum, (i64)strlen(zNum));
         break;
       case SQLITE_FLOAT:
-        if( pV->u.r!=pV->u.r ){
-          sqlite3_snprintf(sizeof(zNum), zNum, "null");
-        }else if( pV->u.r>1.7976931348623157e308 ){
+        /* (SQLite stores a NaN as NULL: a REAL value is never one) */
+        if( pV->u.r>1.7976931348623157e308 ){
           sqlite3_snprintf(sizeof(zNum), zNum, "9e999");
         }else if( pV->u.r< -1.7976931348623157e308 ){
           sqlite3_snprintf(sizeof(zNum), zNum, "-9e999");

@@ -129,6 +129,7 @@ static int pendingFilter(sqlite3_vtab_cursor *pCursor, int idxNum,
   int i;
   (void)idxNum; (void)idxStr; (void)argc; (void)argv;
   pendingReset(pCur);
+  atomicSync(p);
   aQueue[0] = &p->ready;
   aQueue[1] = &p->pending;
   for(i=0; i<2; i++){

@@ -300,13 +300,12 @@ static int queueRun(AtomicConn *p, AtomicCallback *pCb, int *prcOwn,
 ** In memory from sqlite3_malloc(), or NULL on OOM.
 */
 static char *queueMessage(int rcOwn, const char *zErr, const char *zNote,
-                          int bCode){
-  if( rcOwn==SQLITE_OK ){
-    return atomicMprintf("%s", zNote ? zNote : "out of memory");
-  }
-  return atomicMprintf("%s%s%s%s%s%s", zErr ? zErr : "out of memory",
-      bCode ? " [" : "", bCode ? atomicCodeName(rcOwn) : "",
-      bCode ? "]" : "", zNote ? "; " : "", zNote ? zNote : "");
+                          int eUnwind, int bCode){
+  if( (rcOwn!=SQLITE_OK && zErr==0) || (eUnwind && zNote==0) ) return 0;
+  if( rcOwn==SQLITE_OK ) return atomicMprintf("%s", zNote);
+  return atomicMprintf("%s%s%s%s%s%s", zErr, bCode ? " [" : "",
+      bCode ? atomicCodeName(rcOwn) : "", bCode ? "]" : "",
+      zNote ? "; " : "", zNote ? zNote : "");
 }
 
 /*
@@ -332,7 +331,7 @@ ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr){
     if( pList ) pList->pPrev = 0;
     rc = queueRun(p, pCb, &rcOwn, &zErr, &zNote, &eUnwind);
     if( rc!=SQLITE_OK && pCb->bRobust && eUnwind<2 ){
-      zMsg = queueMessage(rcOwn, zErr, zNote, 0);
+      zMsg = queueMessage(rcOwn, zErr, zNote, eUnwind, 0);
       sqlite3_log(rc, "Error calling %s in on_commit() during transaction "
                   "(%s).", atomicClip(pCb->pSql->zSql, zClip),
                   zMsg ? zMsg : "out of memory");
@@ -341,7 +340,7 @@ ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr){
       int nLeft = 0;
       AtomicCallback *pX;
       for(pX=pList; pX; pX=pX->pNext) nLeft++;
-      zMsg = queueMessage(rcOwn, zErr, zNote, 1);
+      zMsg = queueMessage(rcOwn, zErr, zNote, eUnwind, 1);
       if( zMsg && nLeft==0 ){
         *pzErr = atomicMprintf("on_commit callback failed after commit: "
             "%s: %s (the transaction was committed)",
@@ -449,7 +448,7 @@ static void queueOnCommit(sqlite3_context *ctx, int argc,
 
   /* C3: no block and no transaction: run it now */
   rc = queueRun(p, pCb, &rcOwn, &zErr, &zNote, &eUnwind);
-  zMsg = rc==SQLITE_OK ? 0 : queueMessage(rcOwn, zErr, zNote, 0);
+  zMsg = rc==SQLITE_OK ? 0 : queueMessage(rcOwn, zErr, zNote, eUnwind, 0);
   if( rc==SQLITE_OK ){
     sqlite3_result_int(ctx, 0);
   }else if( bRobust && eUnwind<2 ){

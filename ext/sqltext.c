@@ -120,18 +120,13 @@ ATM_PRIVATE void atomicSqlFinalize(AtomicConn *p){
 }
 
 /*
-** Free the hash table.  Every callback must be gone.
+** Free the hash table.  Every callback must be gone, so once the kept
+** statements are finalized every entry is gone too (an entry is freed
+** when it has neither).
 */
 ATM_PRIVATE void atomicSqlClear(AtomicConn *p){
-  int i;
   atomicSqlFinalize(p);
-  for(i=0; i<p->nSqlHash; i++){
-    while( p->aSqlHash[i] ){
-      AtomicSql *pSql = p->aSqlHash[i];
-      p->aSqlHash[i] = pSql->pNext;
-      sqlite3_free(pSql);
-    }
-  }
+  assert( p->nSql==0 );
   sqlite3_free(p->aSqlHash);
   p->aSqlHash = 0;
   p->nSqlHash = 0;
@@ -208,17 +203,16 @@ static int sqlSchemaNow(AtomicConn *p, int *piVersion){
 
 /*
 ** True if the kept statement of pSql may no longer describe the schema,
-** so that it must be prepared again to check that its tables still exist.
+** whose main schema_version is iSchema now, so that it must be prepared
+** again to check that its tables still exist.
 */
-static int sqlStale(AtomicConn *p, AtomicSql *pSql){
-  int iSchema = 0;
+static int sqlStale(AtomicSql *pSql, int iSchema){
 #ifndef SQLITE_OMIT_DEPRECATED
 # ifndef SQLITE_CORE
   if( sqlite3_api->expired==0 ) return 1;
 # endif
   if( sqlite3_expired(pSql->pStmt) ) return 1;
 #endif
-  if( sqlSchemaNow(p, &iSchema)!=SQLITE_OK ) return 1;
   return iSchema!=pSql->iSchema;
 }
 
@@ -266,7 +260,13 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
   unsigned int h = sqlHash(zSql, nSql);
   AtomicSql *pSql = 0;
   sqlite3_stmt *pStmt = 0;
-  int rc;
+  int iSchema = 0;
+  int rc = sqlSchemaNow(p, &iSchema);
+  if( rc!=SQLITE_OK ){
+    /* (A failed read can make SQLite roll the transaction back) */
+    *pzErr = atomicStepError(p);
+    return rc;
+  }
   if( p->nSqlHash ){
     for(pSql=p->aSqlHash[h & (p->nSqlHash-1)]; pSql; pSql=pSql->pNext){
       if( pSql->iHash==h && pSql->nSql==nSql
@@ -276,7 +276,7 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
       }
     }
   }
-  if( pSql && pSql->pStmt && !sqlStale(p, pSql) ){
+  if( pSql && pSql->pStmt && !sqlStale(pSql, iSchema) ){
     if( pSql!=p->pLruFirst ){
       sqlLruUnlink(p, pSql);
       sqlLruPush(p, pSql);
@@ -318,7 +318,7 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
     p->nSql++;
   }
   pSql->nParam = sqlite3_bind_parameter_count(pStmt);
-  if( sqlSchemaNow(p, &pSql->iSchema)!=SQLITE_OK ) pSql->iSchema = -1;
+  pSql->iSchema = iSchema;
   atomicSqlKeep(pSql, pStmt);
   *ppOut = pSql;
   return SQLITE_OK;

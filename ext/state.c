@@ -413,7 +413,8 @@ ATM_PRIVATE void atomicSync(AtomicConn *p){
 ** authorizer).  If the probe's savepoint opened but would not go (an
 ** application's progress handler that fires both after one statement and
 ** before the next), it is recorded as a savepoint of nobody's, so that the
-** state stays true.
+** state stays true (unless the failed RELEASE made SQLite roll the whole
+** transaction back: then there is nothing to record).
 */
 static int checkSqliteLevels(AtomicConn *p){
   sqlite3_stmt *pStmt = 0;
@@ -439,7 +440,7 @@ static int checkSqliteLevels(AtomicConn *p){
     sqlite3_finalize(pStmt);
   }
   p->bProbing = 0;
-  if( iLevel>=0 && !p->bProbeReleased && iLevel==p->nLevel ){
+  if( iLevel>=0 && !p->bProbeReleased && p->bJoined && iLevel==p->nLevel ){
     p->iNewOwner = 0;
     atomicLevelOpen(p, iLevel);
   }
@@ -478,7 +479,6 @@ ATM_PRIVATE char *atomicStateProblem(AtomicConn *p){
   }
   switch( eState ){
     case ATM_IDLE:
-      if( p->bJoined && !bTempWrite ) return sqlite3_mprintf("IDLE joined");
       if( p->nManual || p->bRollback || p->pending.pFirst ){
         return sqlite3_mprintf("IDLE with a manual savepoint, flag or "
                                "pending callback");
@@ -568,6 +568,147 @@ ATM_PRIVATE char *atomicStateProblem(AtomicConn *p){
     }
   }
   return 0;
+}
+
+/*
+** Test builds: break the state in way eHow, see what atomicStateProblem()
+** says, and mend it again unless bKeep.  Returns that message (NULL if the
+** check saw nothing wrong), or a message that eHow does not apply to the
+** current state.  Each way breaks one invariant that the check tests, so
+** a test can show that every check can fail.  The numbers:
+**
+**    1 nBlock<0            11 the flag set in IDLE   21 two blocks' levels
+**    2 nLevel<0            12 ... in MANUAL             swapped
+**    3 nManual<0           13 a block in autocommit  22 two manual
+**    4 bOwner, no block    14 bBlind                    savepoints swapped
+**    5 broken, no flag     15 eOrphan, with pending  23-26 the pending
+**    6 iNewOwner left      16 bDoomed                   queue's links,
+**    7 bExpectEnd left     17 bDoomed and the flag      order and tail
+**    8 bJoined             18 a level's mark ahead   27-28 the ready
+**    9 bBlind, not joined  19 a level's block owner     queue's links
+**   10 (unused)            20 a level's manual owner 29 one level too many
+*/
+ATM_PRIVATE char *atomicTestBreak(AtomicConn *p, int eHow, int bKeep){
+  AtomicConn saved = *p;
+  AtomicCallback *pA = p->pending.pFirst;
+  AtomicCallback *pB = pA ? pA->pNext : 0;
+  AtomicCallback *pR = p->ready.pFirst;
+  AtomicCallback *pSaveA = pA ? pA->pPrev : 0;
+  AtomicCallback *pSaveR = pR ? pR->pPrev : 0;
+  i64 iSeqA = pA ? pA->iSeq : 0;
+  i64 iSeqB = pB ? pB->iSeq : 0;
+  AtomicLevel aSaveLevel[8];
+  AtomicBlock aSaveBlock[4];
+  AtomicManual aSaveManual[2];
+  int nSaveLevel = p->nLevel<8 ? p->nLevel : 8;
+  int nSaveBlock = p->nBlock<4 ? p->nBlock : 4;
+  int nSaveManual = p->nManual<2 ? p->nManual : 2;
+  int i;
+  char *z;
+  if( nSaveLevel ){
+    memcpy(aSaveLevel, p->aLevel, nSaveLevel*sizeof(AtomicLevel));
+  }
+  if( nSaveBlock ){
+    memcpy(aSaveBlock, p->aBlock, nSaveBlock*sizeof(AtomicBlock));
+  }
+  if( nSaveManual ){
+    memcpy(aSaveManual, p->aManual, nSaveManual*sizeof(AtomicManual));
+  }
+  switch( eHow ){
+    case 1:  p->nBlock = -1;          break;
+    case 2:  p->nLevel = -1;          break;
+    case 3:  p->nManual = -1;         break;
+    case 4:  p->bOwner = 1;           break;
+    case 5:  p->bBroken = 1;          break;
+    case 6:  p->iNewOwner = 5;        break;
+    case 7:  p->bExpectEnd = 1;       break;
+    case 8:  p->bJoined = 1;          break;
+    case 9:  p->bBlind = 1;           break;
+    case 11: case 12: p->bRollback = 1; break;
+    case 13:
+      if( p->nBlockAlloc<1 ) return sqlite3_mprintf("no block array");
+      p->nBlock = 1;
+      p->aBlock[0].iLevel = ATM_NO_SAVEPOINT;
+      break;
+    case 14: p->bBlind = 1;           break;
+    case 15: p->eOrphan = ATM_END_COMMIT; break;
+    case 16: p->bDoomed = 1;          break;
+    case 17: p->bDoomed = 1; p->bRollback = 1; break;
+    case 18:
+      if( p->nLevel<1 ) return sqlite3_mprintf("no level");
+      p->aLevel[p->nLevel-1].iMark = p->iSeq+1;
+      break;
+    case 19: case 20:
+      for(i=0; i<p->nLevel && p->aLevel[i].iOwner<=0; i++){}
+      if( i==p->nLevel ) return sqlite3_mprintf("no level of a block");
+      p->aLevel[i].iOwner = eHow==19 ? 99 : -99999;
+      break;
+    case 21: {
+      int a, b;
+      if( p->nBlock<3 ) return sqlite3_mprintf("fewer than 3 blocks");
+      a = p->aBlock[1].iLevel;
+      b = p->aBlock[2].iLevel;
+      p->aBlock[1].iLevel = b;
+      p->aBlock[2].iLevel = a;
+      p->aLevel[b].iOwner = 2;
+      p->aLevel[a].iOwner = 3;
+      break;
+    }
+    case 22: {
+      int a, b;
+      if( p->nManual<2 ) return sqlite3_mprintf("fewer than 2 manual");
+      a = p->aManual[0].iLevel;
+      b = p->aManual[1].iLevel;
+      p->aManual[0].iLevel = b;
+      p->aManual[1].iLevel = a;
+      p->aLevel[b].iOwner = -p->aManual[0].iSerial;
+      p->aLevel[a].iOwner = -p->aManual[1].iSerial;
+      break;
+    }
+    case 23: case 26:
+      if( pA==0 ) return sqlite3_mprintf("nothing pending");
+      if( eHow==23 ) pA->pPrev = pA; else p->pending.pLast = 0;
+      break;
+    case 24:
+      if( pB==0 ) return sqlite3_mprintf("fewer than 2 pending");
+      pB->iSeq = pA->iSeq;
+      break;
+    case 25:
+      if( pA==0 ) return sqlite3_mprintf("nothing pending");
+      pA->iSeq = p->iSeq+1;
+      break;
+    case 27: case 28:
+      if( pR==0 ) return sqlite3_mprintf("nothing ready");
+      if( eHow==27 ) pR->pPrev = pR; else p->ready.pLast = 0;
+      break;
+    case 29:
+      if( p->nLevel<1 || p->nLevel>=p->nLevelAlloc ){
+        return sqlite3_mprintf("no room for a level");
+      }
+      p->aLevel[p->nLevel].iOwner = 0;
+      p->aLevel[p->nLevel].iMark = p->aLevel[p->nLevel-1].iMark;
+      p->nLevel++;
+      break;
+    default:
+      return sqlite3_mprintf("no such way to break the state: %d", eHow);
+  }
+  z = atomicStateProblem(p);
+  if( !bKeep ){
+    *p = saved;
+    if( pA ){ pA->pPrev = pSaveA; pA->iSeq = iSeqA; }
+    if( pB ) pB->iSeq = iSeqB;
+    if( pR ) pR->pPrev = pSaveR;
+    if( nSaveLevel ){
+      memcpy(p->aLevel, aSaveLevel, nSaveLevel*sizeof(AtomicLevel));
+    }
+    if( nSaveBlock ){
+      memcpy(p->aBlock, aSaveBlock, nSaveBlock*sizeof(AtomicBlock));
+    }
+    if( nSaveManual ){
+      memcpy(p->aManual, aSaveManual, nSaveManual*sizeof(AtomicManual));
+    }
+  }
+  return z;
 }
 
 /*

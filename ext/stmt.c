@@ -14,7 +14,8 @@
 **
 ** TEST BUILDS (-DATOMIC_TEST)
 **
-**   atomic_test_step(CODE, N)  the Nth statement the extension steps from
+**   atomic_test_step(CODE, N [, ROLLBACK])
+**                              the Nth statement the extension steps from
 **                              now on fails with result code CODE; N=0
 **                              disarms.  Returns the number of statements
 **                              stepped since the previous call.
@@ -23,8 +24,11 @@
 ** step, and SQLite then fails that statement and every other one until
 ** the outermost statement ends, as a watchdog thread would.  Any other
 ** code fails the statement without running it, with the message
-** "injected fault (CODE)".  The countdown is process-wide, like
-** atomic_test_oom(), so that it also reaches loading.
+** "injected fault (CODE)"; with ROLLBACK 1, the open transaction is also
+** rolled back, as SQLite does itself when a statement fails with an I/O
+** error, SQLITE_FULL or SQLITE_NOMEM and has no statement journal.  The
+** countdown is process-wide, like atomic_test_oom(), so that it also
+** reaches loading.
 */
 #include "atomicInt.h"
 
@@ -32,17 +36,18 @@
 static int stmtFaultCode = 0;        /* Result code of the fault */
 static int stmtFaultCountdown = 0;   /* Fail when this reaches 0 from 1 */
 static int stmtFaultSeen = 0;        /* Statements stepped since last call */
+static int stmtFaultRollback = 0;    /* Also roll the transaction back */
 
 /*
 ** SQL function atomic_test_step(CODE, N).  Test builds only.
 */
 ATM_PRIVATE void atomicTestStepFunc(sqlite3_context *ctx, int argc,
                                     sqlite3_value **argv){
-  (void)argc;
-  sqlite3_result_int(ctx, stmtFaultSeen);
+    sqlite3_result_int(ctx, stmtFaultSeen);
   stmtFaultSeen = 0;
   stmtFaultCode = sqlite3_value_int(argv[0]);
   stmtFaultCountdown = sqlite3_value_int(argv[1]);
+  stmtFaultRollback = argc>2 && sqlite3_value_int(argv[2]);
 }
 #endif
 
@@ -64,12 +69,16 @@ static void stmtClear(AtomicConn *p){
 */
 static int stmtBegin(AtomicConn *p){
   stmtClear(p);
+  p->bTxnAtStep = !sqlite3_get_autocommit(p->db);
 #ifdef ATOMIC_TEST
   stmtFaultSeen++;
   if( stmtFaultCountdown>0 && --stmtFaultCountdown==0 ){
     if( stmtFaultCode==SQLITE_INTERRUPT ){
       sqlite3_interrupt(p->db);
     }else{
+      if( stmtFaultRollback && !sqlite3_get_autocommit(p->db) ){
+        sqlite3_exec(p->db, "ROLLBACK", 0, 0, 0);
+      }
       p->zFault = sqlite3_mprintf("injected fault (%s)",
                                   atomicCodeName(stmtFaultCode));
       return stmtFaultCode;
@@ -103,6 +112,16 @@ ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p){
   if( p->zFault ) return p->zFault;
 #endif
   return sqlite3_errmsg(p->db);
+}
+
+/*
+** True if the transaction that was open when the last statement began is
+** gone: the statement failed in a way that makes SQLite roll back the
+** whole transaction (an interrupted or failed write, an I/O error,
+** SQLITE_FULL or SQLITE_NOMEM without a statement journal).
+*/
+ATM_PRIVATE int atomicStepEnded(AtomicConn *p){
+  return p->bTxnAtStep && sqlite3_get_autocommit(p->db);
 }
 
 /*

@@ -225,16 +225,30 @@ static int txnSync(sqlite3_vtab *pVtab){
   return SQLITE_OK;
 }
 
-static int txnCommit(sqlite3_vtab *pVtab){
+/*
+** The end of the transaction, committed (bCommit) or rolled back.  A test
+** build can make the table miss it (atomic_test_deaf()), to test the
+** entry points' own check (atomicSync).
+*/
+static int txnEnd(sqlite3_vtab *pVtab, int bCommit){
   AtomicConn *p = txnConnOf(pVtab);
-  if( p ) atomicTxnEnd(p, ATM_END_COMMIT);
+  if( p==0 ) return SQLITE_OK;
+#ifdef ATOMIC_TEST
+  if( p->bTestDeaf ){
+    p->bTestDeaf = 0;
+    return SQLITE_OK;
+  }
+#endif
+  atomicTxnEnd(p, bCommit ? ATM_END_COMMIT : ATM_END_ROLLBACK);
   return SQLITE_OK;
 }
 
+static int txnCommit(sqlite3_vtab *pVtab){
+  return txnEnd(pVtab, 1);
+}
+
 static int txnRollback(sqlite3_vtab *pVtab){
-  AtomicConn *p = txnConnOf(pVtab);
-  if( p ) atomicTxnEnd(p, ATM_END_ROLLBACK);
-  return SQLITE_OK;
+  return txnEnd(pVtab, 0);
 }
 
 static int txnSavepoint(sqlite3_vtab *pVtab, int iLevel){
@@ -348,9 +362,7 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
       }
       /* An interrupted or failed INSERT inside a transaction makes SQLite
       ** roll back the whole transaction */
-      *pzErr = atomicMprintf("%s%s", atomicErrmsg(p),
-          sqlite3_get_autocommit(p->db) ?
-          "; SQLite rolled back the transaction" : "");
+      *pzErr = atomicStepError(p);
       return rc;
     }
   }
@@ -367,7 +379,7 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
                             "ignores it?)");
         rc = SQLITE_ERROR;
       }
-      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
+      *pzErr = atomicStepError(p);
     }
   }
   return rc;

@@ -2,8 +2,14 @@
 ** atomictest.c -- a Tcl extension the test suite loads for what Tcl's
 ** sqlite3 package cannot do.  Test-only; not part of the product.
 **
-**   atomictest_log_start          capture sqlite3_log() from now on (call it
-**                                 before any connection is open)
+**   atomictest_log_start          capture sqlite3_log() from now on, and
+**                                 put SQLite's allocator behind one that
+**                                 can fail (call it before any connection
+**                                 is open)
+**   atomictest_sqlite_oom N       the Nth allocation SQLite makes from now
+**                                 on fails (0: none); returns how many
+**                                 were still to go (0 if it happened), so
+**                                 that a test can pause and resume
 **   atomictest_log_take           the messages captured since the last
 **                                 call, as a list of "CODE MESSAGE"
 **   atomictest_memory_used        sqlite3_memory_used()
@@ -52,12 +58,51 @@ static void logCallback(void *pArg, int iCode, const char *zMsg){
                            Tcl_ObjPrintf("%d %s", iCode, zMsg));
 }
 
+/*
+** SQLite's allocator, behind one that fails the Nth allocation from the
+** moment atomictest_sqlite_oom armed it: every allocation of SQLite's and
+** of the extension's goes through it.
+*/
+static sqlite3_mem_methods realMem;
+static int oomCountdown = 0;
+static int oomNow(void){
+  return oomCountdown>0 && --oomCountdown==0;
+}
+static void *oomMalloc(int n){
+  return oomNow() ? 0 : realMem.xMalloc(n);
+}
+static void *oomRealloc(void *p, int n){
+  return oomNow() ? 0 : realMem.xRealloc(p, n);
+}
+
+static int SqliteOomCmd(ClientData cd, Tcl_Interp *interp, int objc,
+                        Tcl_Obj *const objv[]){
+  int n;
+  (void)cd;
+  if( objc!=2 ){
+    Tcl_WrongNumArgs(interp, 1, objv, "N");
+    return TCL_ERROR;
+  }
+  if( Tcl_GetIntFromObj(interp, objv[1], &n) ) return TCL_ERROR;
+  Tcl_SetObjResult(interp, Tcl_NewIntObj(oomCountdown));
+  oomCountdown = n;
+  return TCL_OK;
+}
+
 static int LogStartCmd(ClientData cd, Tcl_Interp *interp, int objc,
                        Tcl_Obj *const objv[]){
+  static sqlite3_mem_methods oomMem;
   int rc;
   (void)cd; (void)objc; (void)objv;
   sqlite3_shutdown();
   rc = sqlite3_config(SQLITE_CONFIG_LOG, logCallback, (void*)0);
+  if( realMem.xMalloc==0 ){
+    sqlite3_config(SQLITE_CONFIG_GETMALLOC, &realMem);
+    oomMem = realMem;
+    oomMem.xMalloc = oomMalloc;
+    oomMem.xRealloc = oomRealloc;
+  }
+  sqlite3_config(SQLITE_CONFIG_MALLOC, &oomMem);
   sqlite3_initialize();
   Tcl_SetObjResult(interp, Tcl_NewIntObj(rc));
   return TCL_OK;
@@ -431,6 +476,7 @@ static int FaultVfsCmd(ClientData cd, Tcl_Interp *interp, int objc,
 
 int Atomictest_Init(Tcl_Interp *interp){
   Tcl_CreateObjCommand(interp, "atomictest_faultvfs", FaultVfsCmd, 0, 0);
+  Tcl_CreateObjCommand(interp, "atomictest_sqlite_oom", SqliteOomCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_limit", LimitCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_errcode", DbCmd, 0, 0);
   Tcl_CreateObjCommand(interp, "atomictest_handle", DbCmd, (void*)1, 0);
