@@ -93,7 +93,7 @@ fuzz: need-test
 COVOBJ = $(patsubst ext/%.c,cov/%.o,$(SRC))
 cov/%.o: ext/%.c $(HDR)
 	@mkdir -p cov
-	$(CC) -O0 -g --coverage $(WARN) -fPIC -fvisibility=hidden -DATOMIC_TEST \
+	$(CC) -O0 -g --coverage $(WARN) -fPIC -fvisibility=hidden -DATOMIC_TEST -DNDEBUG -DATOMIC_COVERAGE \
 	  -c -o $@ $<
 coverage: need-test
 	rm -rf cov

@@ -10,16 +10,17 @@
 ** by use, so queuing a callback whose text was seen before costs a hash
 ** lookup, and running it costs a bind and a step.
 **
-** C1 asks that the tables a callback uses exist when it is queued.  A
-** kept statement proves that as long as the schema has not changed since
-** it was checked: SQLite expires every statement when the TEMP schema
-** changes, and main's schema_version tells the rest.  It is read once per
-** transaction that temp.atomic_txn follows (within one, only this
-** connection can change the schema), because reading it costs as much as
-** a small statement.  Not seen, so that the callback fails when it runs
+** C1 asks that the tables a callback uses exist when it is queued, and
+** that checking it takes no lock.  A kept statement proves it as long as
+** the schema has not changed since it was checked: SQLite expires every
+** statement when the TEMP schema changes, and main's schema_version tells
+** the rest -- where it can be read without a lock (sqlSchemaNow);
+** otherwise the text is prepared again, which SQLite does from the schema
+** it holds in memory.  Not seen, so that the callback fails when it runs
 ** instead of when it is queued: a change to the schema of an ATTACHed
-** database, and one made in the same transaction after the text was
-** first checked in it.
+** database, one made in the same transaction after the text was first
+** checked in it, and one another connection made that this connection has
+** not read yet.
 */
 #include "atomicInt.h"
 
@@ -183,14 +184,26 @@ static int sqlTailEmpty(const char *z){
 }
 
 /*
-** Main's schema_version now, in *piVersion; inside a transaction that
-** temp.atomic_txn follows, read once and remembered until it ends.
-** Returns SQLITE_OK or an error code.
+** Main's schema_version now, in *piVersion, or -1 if it cannot be read
+** without a lock the application would not hold: inside a transaction that
+** has not read main yet, reading it would start a read transaction that
+** lasts until the end (a SHARED lock that blocks other connections'
+** writers, or a WAL snapshot that makes this one's first write fail with
+** SQLITE_BUSY_SNAPSHOT), where the same work without the callback takes
+** none (C1).  Inside a transaction that temp.atomic_txn follows it is read
+** once and remembered until it ends: within one, only this connection can
+** change the schema.  Returns SQLITE_OK or an error code.
 */
 static int sqlSchemaNow(AtomicConn *p, int *piVersion){
   int rc;
   if( p->bSchema ){
     *piVersion = p->iSchema;
+    return SQLITE_OK;
+  }
+  if( !sqlite3_get_autocommit(p->db)
+   && sqlite3_txn_state(p->db, "main")==SQLITE_TXN_NONE
+  ){
+    *piVersion = -1;
     return SQLITE_OK;
   }
   rc = atomicSchemaVersion(p, piVersion);
@@ -203,10 +216,11 @@ static int sqlSchemaNow(AtomicConn *p, int *piVersion){
 
 /*
 ** True if the kept statement of pSql may no longer describe the schema,
-** whose main schema_version is iSchema now, so that it must be prepared
-** again to check that its tables still exist.
+** whose main schema_version is iSchema now (-1: unknown), so that it must
+** be prepared again to check that its tables still exist.
 */
 static int sqlStale(AtomicSql *pSql, int iSchema){
+  if( iSchema<0 ) return 1;
 #ifndef SQLITE_OMIT_DEPRECATED
 # ifndef SQLITE_CORE
   if( sqlite3_api->expired==0 ) return 1;

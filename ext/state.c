@@ -726,6 +726,13 @@ ATM_PRIVATE void atomicCheckState(AtomicConn *p, const char *zWhere){
         p->bDoomed, p->bJoined, p->bBlind, p->nLevel, p->nManual,
         sqlite3_get_autocommit(p->db));
     fflush(stderr);
+#ifdef ATOMIC_COVERAGE
+    {
+      /* The coverage build: save what ran before the process stops */
+      extern void __gcov_dump(void);
+      __gcov_dump();
+    }
+#endif
     abort();
   }
 }

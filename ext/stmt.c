@@ -52,10 +52,13 @@ ATM_PRIVATE void atomicTestStepFunc(sqlite3_context *ctx, int argc,
 #endif
 
 /*
-** Forget the previous statement's explanations (atomicErrmsg()).
+** A statement begins (or fails to prepare): forget the previous one's
+** explanations (atomicErrmsg()), and note whether a transaction is open
+** (atomicStepEnded()).
 */
 static void stmtClear(AtomicConn *p){
   p->zWhy = 0;
+  p->bTxnAtStep = !sqlite3_get_autocommit(p->db);
 #ifdef ATOMIC_TEST
   sqlite3_free(p->zFault);
   p->zFault = 0;
@@ -69,7 +72,6 @@ static void stmtClear(AtomicConn *p){
 */
 static int stmtBegin(AtomicConn *p){
   stmtClear(p);
-  p->bTxnAtStep = !sqlite3_get_autocommit(p->db);
 #ifdef ATOMIC_TEST
   stmtFaultSeen++;
   if( stmtFaultCountdown>0 && --stmtFaultCountdown==0 ){

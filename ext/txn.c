@@ -171,26 +171,9 @@ static int txnFilter(sqlite3_vtab_cursor *pCursor, int idxNum,
   return SQLITE_OK;
 }
 
-static int txnNext(sqlite3_vtab_cursor *pCursor){
-  (void)pCursor;
-  return SQLITE_OK;
-}
-
 static int txnEof(sqlite3_vtab_cursor *pCursor){
   (void)pCursor;
   return 1;
-}
-
-static int txnColumn(sqlite3_vtab_cursor *pCursor, sqlite3_context *ctx,
-                     int i){
-  (void)pCursor; (void)ctx; (void)i;
-  return SQLITE_OK;
-}
-
-static int txnRowid(sqlite3_vtab_cursor *pCursor, sqlite3_int64 *piRowid){
-  (void)pCursor;
-  *piRowid = 0;
-  return SQLITE_OK;
 }
 
 /*
@@ -292,10 +275,10 @@ static sqlite3_module atomicTxnModule = {
   txnOpen,
   txnClose,
   txnFilter,
-  txnNext,
-  txnEof,
-  txnColumn,
-  txnRowid,
+  0,                        /* xNext, xColumn, xRowid: the table has no */
+  txnEof,                   /*   rows, and SQLite calls them only on one */
+  0,
+  0,
   txnUpdate,
   txnBegin,
   txnSync,
@@ -436,14 +419,14 @@ static int txnReleaseOnce(AtomicConn *p, const char *zName){
   int nBefore = p->nLevel;
   u32 nEnd = p->nEnd;
   int rc = txnSpExec(p, 0, zName);
-  if( p->nEnd!=nEnd || p->nLevel>=nBefore ){
+  if( p->nEnd!=nEnd ){
+    /* It failed, and SQLite rolled the transaction back */
+    return rc ? rc : SQLITE_ERROR;
+  }
+  if( p->nLevel>=nBefore ){
     if( rc==SQLITE_OK ){
-      if( p->nEnd!=nEnd ){
-        p->zWhy = "the transaction ended";
-      }else{
-        atomicDidNothing(p, "RELEASE did nothing (an authorizer that "
-                            "ignores it?)");
-      }
+      atomicDidNothing(p, "RELEASE did nothing (an authorizer that ignores "
+                          "it?)");
       rc = SQLITE_ERROR;
     }
     return rc;
@@ -462,24 +445,25 @@ static int txnReleaseOnce(AtomicConn *p, const char *zName){
 */
 static int txnRollbackToLevel(AtomicConn *p, int iLevel, i64 iOwner,
                               const char *zName){
+  (void)iOwner;
   for(;;){
     u32 nHeard = p->nHeard;
     u32 nEnd = p->nEnd;
     int rc = txnSpExec(p, 1, zName);
-    if( p->nEnd!=nEnd || p->nHeard==nHeard
-     || !atomicLevelAlive(p, iLevel, iOwner)
-    ){
+    if( p->nEnd!=nEnd ){
+      /* It failed, and SQLite rolled the transaction back */
+      return rc ? rc : SQLITE_ERROR;
+    }
+    if( p->nHeard==nHeard ){
       if( rc==SQLITE_OK ){
-        if( p->nHeard==nHeard ){
-          atomicDidNothing(p, "ROLLBACK TO did nothing (an authorizer that "
-                              "ignores it?)");
-        }else{
-          p->zWhy = "the transaction ended";
-        }
+        atomicDidNothing(p, "ROLLBACK TO did nothing (an authorizer that "
+                            "ignores it?)");
         rc = SQLITE_ERROR;
       }
       return rc;
     }
+    /* ROLLBACK TO keeps the savepoint it reached, ours or one inside it */
+    assert( atomicLevelAlive(p, iLevel, iOwner) );
     if( p->nLevel==iLevel+1 ) return SQLITE_OK;
     rc = txnReleaseOnce(p, zName);
     if( rc!=SQLITE_OK ) return rc;
