@@ -364,6 +364,7 @@ ATM_PRIVATE void atomicErrorWriter(sqlite3_context *ctx, AtomicConn *p,
 ATM_PRIVATE const char *atomicOrphanText(AtomicConn *p);
 ATM_PRIVATE const char *atomicCodeName(int rc);
 ATM_PRIVATE const char *atomicClip(const char *z, char *zBuf);
+ATM_PRIVATE const char *atomicOom(const char *z);
 ATM_PRIVATE void atomicError(sqlite3_context *ctx, int rc,
                              const char *zFmt, ...);
 ATM_PRIVATE void atomicErrorDb(sqlite3_context *ctx, AtomicConn *p, int rc,

@@ -74,10 +74,10 @@ static void enterUndoBegin(sqlite3_context *ctx, AtomicConn *p, int rc,
     atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
         "through temp.atomic_txn: %s; the ROLLBACK of the transaction it "
         "had begun failed too: %s; " ATM_DOOMED_HINT,
-        zErr ? zErr : "out of memory", zErr2 ? zErr2 : "out of memory");
+        atomicOom(zErr), atomicOom(zErr2));
   }else{
     atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
-        "through temp.atomic_txn: %s", zErr ? zErr : "out of memory");
+        "through temp.atomic_txn: %s", atomicOom(zErr));
   }
   sqlite3_free(zErr2);
 }
@@ -177,7 +177,7 @@ ATM_PRIVATE void atomicEnterFunc(sqlite3_context *ctx, int argc,
     rc = atomicJoin(p, &zErr);
     if( rc!=SQLITE_OK ){
       atomicError(ctx, rc, "atomic_enter(): cannot follow the transaction "
-          "through temp.atomic_txn: %s", zErr ? zErr : "out of memory");
+          "through temp.atomic_txn: %s", atomicOom(zErr));
       sqlite3_free(zErr);
       return;
     }
@@ -234,11 +234,11 @@ static void exitOwner(sqlite3_context *ctx, AtomicConn *p, int bKeep){
       atomicDoom(p);
       atomicError(ctx, rc, "atomic_exit(): COMMIT failed: %s; the ROLLBACK "
           "that followed failed too: %s; " ATM_DOOMED_HINT,
-          zErr ? zErr : "out of memory", zErr2 ? zErr2 : "out of memory");
+          atomicOom(zErr), atomicOom(zErr2));
     }else{
       atomicBlockPop(p);
       atomicError(ctx, rc, "atomic_exit(): COMMIT failed, so the "
-          "transaction was rolled back: %s", zErr ? zErr : "out of memory");
+          "transaction was rolled back: %s", atomicOom(zErr));
     }
   }else{
     eHow = atomicEndTxn(p, 0, &rc, &zErr);
@@ -246,7 +246,7 @@ static void exitOwner(sqlite3_context *ctx, AtomicConn *p, int bKeep){
     if( eHow==ATM_END_NONE ){
       atomicDoom(p);
       atomicError(ctx, rc, "atomic_exit(): ROLLBACK failed: %s; "
-                  ATM_DOOMED_HINT, zErr ? zErr : "out of memory");
+                  ATM_DOOMED_HINT, atomicOom(zErr));
     }else{
       sqlite3_result_int(ctx, 0);
     }
@@ -275,7 +275,7 @@ static void exitReleaseFailed(sqlite3_context *ctx, AtomicConn *p, int rc,
       atomicSpClose(p, iLevel, p->nBlock, 0, 1, 0);
       atomicBlockPop(p);
       atomicError(ctx, rc, "atomic_exit(): RELEASE failed, so the block "
-          "was rolled back: %s", zErr ? zErr : "out of memory");
+          "was rolled back: %s", atomicOom(zErr));
       sqlite3_free(zErr);
       return;
     }
@@ -284,7 +284,7 @@ static void exitReleaseFailed(sqlite3_context *ctx, AtomicConn *p, int rc,
     atomicBlockPop(p);
     atomicError(ctx, rc, "atomic_exit(): %s failed and SQLite rolled back "
         "the whole transaction: %s%s", rc2 ? "ROLLBACK TO" : "RELEASE",
-        rc2 ? atomicErrmsg(p) : (zErr ? zErr : "out of memory"),
+        rc2 ? atomicErrmsg(p) : (atomicOom(zErr)),
         p->nBlock>0 ? "; the enclosing blocks are orphans: call "
                       "atomic_exit() for each" : "");
   }else{
@@ -293,7 +293,7 @@ static void exitReleaseFailed(sqlite3_context *ctx, AtomicConn *p, int rc,
     atomicError(ctx, rc, "atomic_exit(): RELEASE failed: %s; the ROLLBACK "
         "TO that followed failed too: %s; the block's work is still in the "
         "transaction, and the rollback flag is set: %s",
-        zErr ? zErr : "out of memory", atomicErrmsg(p), blockNext(p));
+        atomicOom(zErr), atomicErrmsg(p), blockNext(p));
   }
   sqlite3_free(zErr);
 }

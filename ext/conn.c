@@ -150,6 +150,14 @@ ATM_PRIVATE void atomicConnUnref(void *pArg){
 }
 
 /*
+** A message copied with atomicMprintf(), or "out of memory" if there was
+** no memory for the copy.
+*/
+ATM_PRIVATE const char *atomicOom(const char *z){
+  return z ? z : "out of memory";
+}
+
+/*
 ** Copy at most ATM_CLIP bytes of z into zBuf (which has room for
 ** ATM_CLIP+4 bytes), ending on a UTF-8 character boundary and with "..."
 ** if z was longer, and return zBuf.  Error messages quote user input
@@ -294,7 +302,7 @@ ATM_PRIVATE int atomicRepair(AtomicConn *p, sqlite3_context *ctx,
   }
   if( atomicEndTxn(p, 0, &rc, &zErr)==ATM_END_NONE ){
     atomicError(ctx, rc, "%s(): %s, and rolling it back failed again: %s",
-                zFunc, atomicDoomedText, zErr ? zErr : "out of memory");
+                zFunc, atomicDoomedText, atomicOom(zErr));
     sqlite3_free(zErr);
     return 1;
   }
@@ -386,7 +394,7 @@ ATM_PRIVATE char *atomicStepError(AtomicConn *p){
 ATM_PRIVATE void atomicErrorDb(sqlite3_context *ctx, AtomicConn *p, int rc,
                                const char *zFunc){
   char *z = atomicStepError(p);
-  atomicError(ctx, rc, "%s(): %s", zFunc, z ? z : "out of memory");
+  atomicError(ctx, rc, "%s(): %s", zFunc, atomicOom(z));
   sqlite3_free(z);
 }
 

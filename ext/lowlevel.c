@@ -122,7 +122,7 @@ ATM_PRIVATE void atomicCommitFunc(sqlite3_context *ctx, int argc,
   }
   atomicError(ctx, rc, "atomic_commit(): %s%s", eHow==ATM_END_NONE ? ""
               : "COMMIT failed, so the transaction was rolled back: ",
-              zErr ? zErr : "out of memory");
+              atomicOom(zErr));
   sqlite3_free(zErr);
 }
 
@@ -143,7 +143,7 @@ ATM_PRIVATE void atomicRollbackFunc(sqlite3_context *ctx, int argc,
    && atomicEndTxn(p, 0, &rc, &zErr)==ATM_END_NONE
   ){
     atomicError(ctx, rc, "atomic_rollback(): %s; the transaction is still "
-                "open", zErr ? zErr : "out of memory");
+                "open", atomicOom(zErr));
     sqlite3_free(zErr);
     return;
   }

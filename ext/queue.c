@@ -264,7 +264,7 @@ static int queueUnwind(AtomicConn *p, char **pzNote){
           "still open: the next call of a function of this extension rolls "
           "it back (or call atomic_rollback())",
           nBlock ? "an 'atomic' block" : "a transaction",
-          zErr ? zErr : "out of memory");
+          atomicOom(zErr));
       sqlite3_free(zErr);
       return 2;
     }
@@ -334,7 +334,7 @@ ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr){
       zMsg = queueMessage(rcOwn, zErr, zNote, eUnwind, 0);
       sqlite3_log(rc, "Error calling %s in on_commit() during transaction "
                   "(%s).", atomicClip(pCb->pSql->zSql, zClip),
-                  zMsg ? zMsg : "out of memory");
+                  atomicOom(zMsg));
       rc = SQLITE_OK;
     }else if( rc!=SQLITE_OK ){
       int nLeft = 0;
@@ -407,7 +407,7 @@ static void queueOnCommit(sqlite3_context *ctx, int argc,
   }
   rc = atomicSqlGet(p, zSql, sqlite3_value_bytes(argv[0]), &pSql, &zErr);
   if( rc!=SQLITE_OK ){
-    atomicError(ctx, rc, "%s(): %s", zFunc, zErr ? zErr : "out of memory");
+    atomicError(ctx, rc, "%s(): %s", zFunc, atomicOom(zErr));
     sqlite3_free(zErr);
     return;
   }
@@ -454,7 +454,7 @@ static void queueOnCommit(sqlite3_context *ctx, int argc,
   }else if( bRobust && eUnwind<2 ){
     char zClip[ATM_CLIP+4];
     sqlite3_log(rc, "Error calling %s in on_commit() (%s).",
-                atomicClip(pSql->zSql, zClip), zMsg ? zMsg : "out of memory");
+                atomicClip(pSql->zSql, zClip), atomicOom(zMsg));
     sqlite3_result_int(ctx, 0);
   }else if( zMsg==0 ){
     sqlite3_result_error_nomem(ctx);

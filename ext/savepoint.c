@@ -57,7 +57,7 @@ ATM_PRIVATE void atomicSavepointFunc(sqlite3_context *ctx, int argc,
   rc = atomicJoin(p, &zErr);
   if( rc!=SQLITE_OK ){
     atomicError(ctx, rc, "savepoint(): cannot follow the transaction "
-                "through temp.atomic_txn: %s", zErr ? zErr : "out of memory");
+                "through temp.atomic_txn: %s", atomicOom(zErr));
     sqlite3_free(zErr);
     return;
   }

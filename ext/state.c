@@ -286,8 +286,10 @@ ATM_PRIVATE int atomicLevelOpen(AtomicConn *p, int iLevel){
 ** enclosing savepoint.
 */
 ATM_PRIVATE void atomicLevelRelease(AtomicConn *p, int iLevel){
+  /* (SQLite commits instead of releasing the savepoint that began the
+  ** transaction, and tells xCommit) */
+  assert( iLevel>=0 );
   p->nHeard++;
-  if( iLevel<0 ) iLevel = 0;
   if( iLevel<p->nLevel ) p->nLevel = iLevel;
 }
 
@@ -479,9 +481,9 @@ ATM_PRIVATE char *atomicStateProblem(AtomicConn *p){
   }
   switch( eState ){
     case ATM_IDLE:
-      if( p->nManual || p->bRollback || p->pending.pFirst ){
-        return sqlite3_mprintf("IDLE with a manual savepoint, flag or "
-                               "pending callback");
+      /* (nothing is pending: the check above, as IDLE is not joined) */
+      if( p->nManual || p->bRollback ){
+        return sqlite3_mprintf("IDLE with a manual savepoint or a flag");
       }
       break;
     case ATM_MANUAL:
@@ -587,6 +589,12 @@ ATM_PRIVATE char *atomicStateProblem(AtomicConn *p){
 **    8 bJoined             18 a level's mark ahead   27-28 the ready
 **    9 bBlind, not joined  19 a level's block owner     queue's links
 **   10 (unused)            20 a level's manual owner 29 one level too many
+**
+**   30-32 nBlock, nLevel, nManual past their arrays; 33 a level, not
+**   joined; 34, 35 blocks, not joined (with and without pending); 36 a
+**   DOOMED state with pending callbacks; 37 the first level's mark ahead
+**   of the second's; 38 a level given to block 1, which has another; 39 a
+**   level given to another manual savepoint
 */
 ATM_PRIVATE char *atomicTestBreak(AtomicConn *p, int eHow, int bKeep){
   AtomicConn saved = *p;
@@ -688,6 +696,37 @@ ATM_PRIVATE char *atomicTestBreak(AtomicConn *p, int eHow, int bKeep){
       p->aLevel[p->nLevel].iOwner = 0;
       p->aLevel[p->nLevel].iMark = p->aLevel[p->nLevel-1].iMark;
       p->nLevel++;
+      break;
+    case 30: p->nBlock = p->nBlockAlloc+1;   break;
+    case 31: p->nLevel = p->nLevelAlloc+1;   break;
+    case 32: p->nManual = p->nManualAlloc+1; break;
+    case 33:
+      if( p->nLevelAlloc<1 ) return sqlite3_mprintf("no level array");
+      p->nLevel = 1;
+      p->aLevel[0].iOwner = 0;
+      p->aLevel[0].iMark = 0;
+      break;
+    case 34: case 35: p->bJoined = 0; break;
+    case 36:
+      p->nBlock = 0;
+      p->bOwner = 0;
+      p->bDoomed = 1;
+      break;
+    case 37:
+      if( p->nLevel<2 || p->aLevel[1].iMark>=p->iSeq ){
+        return sqlite3_mprintf("no two levels with a callback after them");
+      }
+      p->aLevel[0].iMark = p->iSeq;
+      break;
+    case 38:
+      if( p->nLevel<1 || p->nBlock<1 || p->aBlock[0].iLevel==0 ){
+        return sqlite3_mprintf("no level 0 that block 1 does not have");
+      }
+      p->aLevel[0].iOwner = 1;
+      break;
+    case 39:
+      if( p->nManual<2 ) return sqlite3_mprintf("fewer than 2 manual");
+      p->aLevel[p->aManual[0].iLevel].iOwner = -p->aManual[1].iSerial;
       break;
     default:
       return sqlite3_mprintf("no such way to break the state: %d", eHow);

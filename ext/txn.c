@@ -113,10 +113,11 @@ static int txnCreate(sqlite3 *db, void *pAux, int argc,
   int rc = txnInit(db, pAux, argc, argv, ppVtab, pzErr);
   if( rc==SQLITE_OK ){
     AtomicConn *p = (AtomicConn*)pAux;
-    if( !p->bJoined ){
-      p->pJoinedTab = *ppVtab;
-      atomicTxnJoined(p, !sqlite3_get_autocommit(db));
-    }
+    /* (It cannot be joined: the table it would have joined through would
+    ** exist, and DROP TABLE refuses to drop it while it follows one) */
+    assert( !p->bJoined );
+    p->pJoinedTab = *ppVtab;
+    atomicTxnJoined(p, !sqlite3_get_autocommit(db));
   }
   return rc;
 }
