@@ -48,8 +48,17 @@
 ** function's user data before 3.44, so the first load registers
 ** atomic_state(), which returns the state through SQLite's pointer-passing
 ** interface; a later load calls it, finds the state, and registers
-** nothing.  From SQL the pointer is just a NULL.
+** nothing -- unless the load that made it failed half way, and then it
+** finishes that registration with the same state.  From SQL the pointer
+** is just a NULL.  The library keeps itself loaded (atomicPin), because a
+** failed load leaves functions registered that point into it.
 */
+#if !defined(SQLITE_CORE) && !defined(_WIN32)
+# ifndef _GNU_SOURCE
+#  define _GNU_SOURCE         /* dladdr(), RTLD_NOLOAD, RTLD_NODELETE */
+# endif
+# include <dlfcn.h>
+#endif
 #include "atomicInt.h"
 SQLITE_EXTENSION_INIT1
 
@@ -177,6 +186,9 @@ static const struct AtomicFuncDef {
   int eFlags;               /* Text encoding and flags */
   void (*xFunc)(sqlite3_context*, int, sqlite3_value**);
 } aAtomicFunc[] = {
+  /* First: a later load finds the state through it, also after a load
+  ** that failed half way, and then finishes the registration */
+  { "atomic_state",        0, DIRECT, atomicStateFunc },
   { "atomic_enter",        0, DIRECT, atomicEnterFunc },
   { "atomic_enter",        1, DIRECT, atomicEnterFunc },
   { "atomic_enter",        2, DIRECT, atomicEnterFunc },
@@ -207,9 +219,6 @@ static const struct AtomicFuncDef {
   { "atomic_test_check",   2, DIRECT, atomicTestCheckFunc },
   { "atomic_test_deaf",    0, DIRECT, atomicTestDeafFunc },
 #endif
-  /* Last: a later load takes its presence to mean that this one
-  ** registered everything (atomicFindState) */
-  { "atomic_state",        0, DIRECT, atomicStateFunc },
 };
 
 /* ATM_N_FUNC (atomicInt.h) sizes AtomicConn.aWrap: it must be right */
@@ -255,6 +264,19 @@ static int atomicRegisterFunc(sqlite3 *db, AtomicConn *p, int i){
 }
 
 /*
+** Step iStep of the registration of everything on db: the SQL functions,
+** then the modules.  Returns SQLITE_OK or an error code.
+*/
+#define ATM_N_STEP (ATM_N_FUNC+3)
+static int atomicRegisterStep(sqlite3 *db, AtomicConn *p, int iStep){
+  if( iStep<ATM_N_FUNC ) return atomicRegisterFunc(db, p, iStep);
+  if( iStep<ATM_N_FUNC+2 ){
+    return atomicPendingRegister(db, p, iStep==ATM_N_FUNC+1);
+  }
+  return atomicTxnRegister(db, p);
+}
+
+/*
 ** Look for the state of an earlier load on db.  Returns SQLITE_OK with
 ** *pp set to it or to NULL if there is none, or an error with *pzErrMsg
 ** set: an incompatible build is loaded, or the lookup itself failed (an
@@ -296,6 +318,23 @@ static int atomicFindState(sqlite3 *db, AtomicConn **pp, char **pzErrMsg){
 }
 
 /*
+** Keep this library loaded for the life of the process.  If a load fails
+** after some functions were registered (an allocation fails, or an
+** application's function of the same name is in use), SQLite unloads the
+** library but the functions stay registered on the connection; calling
+** them, or destroying them, would then jump into unmapped memory.
+** RTLD_NODELETE on the copy that is already loaded prevents that.
+*/
+static void atomicPin(void){
+#if !defined(SQLITE_CORE) && !defined(_WIN32)
+  Dl_info info;
+  if( dladdr((void*)atomicPin, &info) && info.dli_fname ){
+    dlopen(info.dli_fname, RTLD_NOW|RTLD_NOLOAD|RTLD_NODELETE);
+  }
+#endif
+}
+
+/*
 ** Load the extension on db: find the state of an earlier load, or make
 ** one and register everything.  The entry points below call this, not one
 ** another: the dynamic linker may resolve an exported name to another
@@ -305,7 +344,6 @@ static int atomicInit(sqlite3 *db, char **pzErrMsg,
                       const sqlite3_api_routines *pApi){
   AtomicConn *p = 0;
   int rc;
-  int i;
   SQLITE_EXTENSION_INIT2(pApi);
 
   if( sqlite3_libversion_number()<3035000 ){
@@ -313,22 +351,25 @@ static int atomicInit(sqlite3 *db, char **pzErrMsg,
                                 "is SQLite %s", sqlite3_libversion());
     return SQLITE_ERROR;
   }
+  atomicPin();
   rc = atomicFindState(db, &p, pzErrMsg);
-  if( rc!=SQLITE_OK || p!=0 ) return rc;
-
-  p = atomicConnNew(db);
+  if( rc!=SQLITE_OK ) return rc;
   if( p==0 ){
-    *pzErrMsg = sqlite3_mprintf("atomic: out of memory");
-    return SQLITE_NOMEM;
+    p = atomicConnNew(db);
+    if( p==0 ){
+      *pzErrMsg = sqlite3_mprintf("atomic: out of memory");
+      return SQLITE_NOMEM;
+    }
   }
+  /* Register what is not registered yet: everything on the first load,
+  ** nothing on a later one (N2), the rest after a load that failed half
+  ** way (registering a function again would fail while the statement
+  ** that loads runs) */
   atomicConnRef(p);             /* Held until registration is over */
-  for(i=0; rc==SQLITE_OK && i<ATM_N_FUNC-1; i++){
-    rc = atomicRegisterFunc(db, p, i);
+  while( rc==SQLITE_OK && p->nRegistered<ATM_N_STEP ){
+    rc = atomicRegisterStep(db, p, p->nRegistered);
+    if( rc==SQLITE_OK ) p->nRegistered++;
   }
-  if( rc==SQLITE_OK ) rc = atomicPendingRegister(db, p);
-  if( rc==SQLITE_OK ) rc = atomicTxnRegister(db, p);
-  /* atomic_state() last: see the table */
-  if( rc==SQLITE_OK ) rc = atomicRegisterFunc(db, p, ATM_N_FUNC-1);
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("atomic: cannot register its functions: %s",
                                 sqlite3_errmsg(db));

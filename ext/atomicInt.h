@@ -220,6 +220,7 @@ struct AtomicConn {
 
   /* Bookkeeping outside the state machine */
   sqlite3_vtab *pJoinedTab; /* The temp.atomic_txn instance that joined */
+  sqlite3_vtab *pCreatedTab;  /* The instance its last CREATE made */
   const char *zWhy;         /* Why the last statement "failed" although it
                             ** returned SQLITE_OK (it did nothing) */
   u8 bTxnAtStep;            /* A transaction was open when it began */
@@ -229,6 +230,7 @@ struct AtomicConn {
   int iSchema;              /* main's schema_version, read in this */
   u8 bSchema;               /*   transaction if bSchema */
   u8 bGuard;                /* Instances of atomic_pending/_close_guard */
+  int nRegistered;          /* Steps of the registration done (atomic.c) */
   int eMode;                /* ATM_MODE_* for BEGIN */
   char zPrefix[16];         /* Per-connection prefix of manual ids */
   char zSpName[24];         /* Name of every block savepoint */
@@ -303,7 +305,7 @@ static inline int atomicLevelAlive(AtomicConn *p, int iLevel, i64 iOwner){
 ** stmt.c -- the statements the extension runs
 */
 ATM_PRIVATE int atomicStep(AtomicConn *p, sqlite3_stmt *pStmt);
-ATM_PRIVATE int atomicExecFirst(AtomicConn *p, int iStmt);
+ATM_PRIVATE int atomicExec(AtomicConn *p, int iStmt);
 ATM_PRIVATE int atomicExecSql(AtomicConn *p, const char *zSql);
 ATM_PRIVATE int atomicSchemaVersion(AtomicConn *p, int *piVersion);
 ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p);
@@ -317,22 +319,24 @@ ATM_PRIVATE void atomicTestStepFunc(sqlite3_context*, int, sqlite3_value**);
 #endif
 
 /*
-** Run kept statement iStmt to completion.  Returns SQLITE_OK or the
-** extended error code; the message is then atomicErrmsg(p).  Inline
-** because entering and leaving an inner block is a hot path; the first
-** run, which prepares the statement, is atomicExecFirst() (stmt.c).
+** Run kept statement iStmt of the two hot paths -- SAVEPOINT of an inner
+** block, RELEASE when it is kept -- as atomicExec() does (stmt.c), which a
+** transaction is always open for.  Inline, and in the release build
+** without atomicExec()'s bookkeeping, because entering and leaving an
+** inner block is the hot path.
 */
-static inline int atomicExec(AtomicConn *p, int iStmt){
-  sqlite3_stmt *pStmt = p->apStmt[iStmt];
-  if( pStmt==0 ) return atomicExecFirst(p, iStmt);
+static inline int atomicExecHot(AtomicConn *p, int iStmt){
 #ifdef ATOMIC_TEST
-  return atomicStep(p, pStmt);
+  return atomicExec(p, iStmt);
 #else
-  {
-    int rc = sqlite3_step(pStmt);
-    sqlite3_reset(pStmt);
-    return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
-  }
+  sqlite3_stmt *pStmt = p->apStmt[iStmt];
+  int rc;
+  if( pStmt==0 ) return atomicExec(p, iStmt);
+  p->zWhy = 0;
+  p->bTxnAtStep = 1;
+  rc = sqlite3_step(pStmt);
+  sqlite3_reset(pStmt);
+  return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
 #endif
 }
 
@@ -428,7 +432,8 @@ ATM_PRIVATE char *atomicArgsJson(AtomicCallback *pCb);
 /*
 ** pending.c -- the atomic_pending table
 */
-ATM_PRIVATE int atomicPendingRegister(sqlite3 *db, AtomicConn *p);
+ATM_PRIVATE int atomicPendingRegister(sqlite3 *db, AtomicConn *p,
+                                      int bGuard);
 
 /*
 ** savepoint.c -- manual savepoints

@@ -331,7 +331,7 @@ ATM_PRIVATE void atomicExitFunc(sqlite3_context *ctx, int argc,
   ){
     int nBefore = p->nLevel;
     u32 nEnd = p->nEnd;
-    rc = atomicExec(p, ATM_STMT_RELEASE);
+    rc = atomicExecHot(p, ATM_STMT_RELEASE);
     if( p->nEnd==nEnd && p->nLevel<nBefore ){
       if( p->nLevel>pBlock->iLevel ){
         /* A raw savepoint with the same name shadowed it: go on to ours */

@@ -209,21 +209,17 @@ static sqlite3_module atomicPendingModule = {
 };
 
 /*
-** Register atomic_pending on db, and the same module again as
+** Register atomic_pending on db, or (bGuard) the same module again as
 ** atomic_close_guard, the instance the connection state connects to keep
-** statements (conn.c): an application's own table named atomic_pending
+** statements (stmt.c): an application's own table named atomic_pending
 ** would hide the first one, but nobody names a table atomic_close_guard.
-** Each registration holds one reference to p.
+** Each registration holds one reference to p (released by its xDestroy,
+** also if it fails).
 */
-ATM_PRIVATE int atomicPendingRegister(sqlite3 *db, AtomicConn *p){
-  int rc;
+ATM_PRIVATE int atomicPendingRegister(sqlite3 *db, AtomicConn *p,
+                                      int bGuard){
   atomicConnRef(p);
-  rc = sqlite3_create_module_v2(db, "atomic_pending", &atomicPendingModule,
-                                p, atomicConnUnref);
-  if( rc==SQLITE_OK ){
-    atomicConnRef(p);
-    rc = sqlite3_create_module_v2(db, "atomic_close_guard",
-                                  &atomicPendingModule, p, atomicConnUnref);
-  }
-  return rc;
+  return sqlite3_create_module_v2(db,
+      bGuard ? "atomic_close_guard" : "atomic_pending",
+      &atomicPendingModule, p, atomicConnUnref);
 }

@@ -14,7 +14,7 @@
 **
 ** TEST BUILDS (-DATOMIC_TEST)
 **
-**   atomic_test_step(CODE, N [, ROLLBACK])
+**   atomic_test_step(CODE, N [, MODE])
 **                              the Nth statement the extension steps from
 **                              now on fails with result code CODE; N=0
 **                              disarms.  Returns the number of statements
@@ -24,9 +24,10 @@
 ** step, and SQLite then fails that statement and every other one until
 ** the outermost statement ends, as a watchdog thread would.  Any other
 ** code fails the statement without running it, with the message
-** "injected fault (CODE)"; with ROLLBACK 1, the open transaction is also
+** "injected fault (CODE)"; with MODE 1, the open transaction is also
 ** rolled back, as SQLite does itself when a statement fails with an I/O
-** error, SQLITE_FULL or SQLITE_NOMEM and has no statement journal.  The
+** error, SQLITE_FULL or SQLITE_NOMEM and has no statement journal; with
+** MODE 2 the next statement fails too, and that one rolls back.  The
 ** countdown is process-wide, like atomic_test_oom(), so that it also
 ** reaches loading.
 */
@@ -36,7 +37,7 @@
 static int stmtFaultCode = 0;        /* Result code of the fault */
 static int stmtFaultCountdown = 0;   /* Fail when this reaches 0 from 1 */
 static int stmtFaultSeen = 0;        /* Statements stepped since last call */
-static int stmtFaultRollback = 0;    /* Also roll the transaction back */
+static int stmtFaultMode = 0;        /* 1: roll back; 2: twice, then so */
 
 /*
 ** SQL function atomic_test_step(CODE, N).  Test builds only.
@@ -47,7 +48,7 @@ ATM_PRIVATE void atomicTestStepFunc(sqlite3_context *ctx, int argc,
   stmtFaultSeen = 0;
   stmtFaultCode = sqlite3_value_int(argv[0]);
   stmtFaultCountdown = sqlite3_value_int(argv[1]);
-  stmtFaultRollback = argc>2 && sqlite3_value_int(argv[2]);
+  stmtFaultMode = argc>2 ? sqlite3_value_int(argv[2]) : 0;
 }
 #endif
 
@@ -78,7 +79,11 @@ static int stmtBegin(AtomicConn *p){
     if( stmtFaultCode==SQLITE_INTERRUPT ){
       sqlite3_interrupt(p->db);
     }else{
-      if( stmtFaultRollback && !sqlite3_get_autocommit(p->db) ){
+      if( stmtFaultMode==2 ){
+        /* This one fails; the next fails too, and rolls back */
+        stmtFaultMode = 1;
+        stmtFaultCountdown = 1;
+      }else if( stmtFaultMode==1 && !sqlite3_get_autocommit(p->db) ){
         sqlite3_exec(p->db, "ROLLBACK", 0, 0, 0);
       }
       p->zFault = sqlite3_mprintf("injected fault (%s)",
@@ -212,14 +217,17 @@ static int stmtPrepare(AtomicConn *p, int iStmt){
 }
 
 /*
-** The first run of kept statement iStmt: prepare it, then run it as
-** atomicExec() does.
+** Run kept statement iStmt to completion, preparing it first if it is not
+** prepared yet.  Returns SQLITE_OK or the extended error code; the message
+** is then atomicErrmsg(p).
 */
-ATM_PRIVATE int atomicExecFirst(AtomicConn *p, int iStmt){
-  int rc = stmtPrepare(p, iStmt);
-  if( rc!=SQLITE_OK ){
-    stmtClear(p);
-    return sqlite3_extended_errcode(p->db);
+ATM_PRIVATE int atomicExec(AtomicConn *p, int iStmt){
+  if( p->apStmt[iStmt]==0 ){
+    int rc = stmtPrepare(p, iStmt);
+    if( rc!=SQLITE_OK ){
+      stmtClear(p);
+      return sqlite3_extended_errcode(p->db);
+    }
   }
   return atomicStep(p, p->apStmt[iStmt]);
 }

@@ -55,14 +55,16 @@ struct AtomicTxnCursor {
 };
 
 /*
-** The state that instance pVtab reports to, or NULL if another instance
-** follows the transaction.  After a schema reset in a transaction (DETACH)
-** the application could connect a second instance and join it too; only
-** the first one speaks, so nothing is reported twice.
+** The state that instance pVtab reports to, or NULL if it does not follow
+** the transaction: none does (the table took part in the transaction of
+** its own CREATE, or of an application's write to it, which the extension
+** does not follow), or another instance does.  After a schema reset in a
+** transaction (DETACH) the application could connect a second instance and
+** join it too; only the first one speaks, so nothing is reported twice.
 */
 static AtomicConn *txnConnOf(sqlite3_vtab *pVtab){
   AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
-  if( p->bJoined && p->pJoinedTab!=pVtab ) return 0;
+  if( !p->bJoined || p->pJoinedTab!=pVtab ) return 0;
   return p;
 }
 
@@ -104,21 +106,14 @@ static int txnConnect(sqlite3 *db, void *pAux, int argc,
 
 /*
 ** A table created inside a transaction is added to it by SQLite without
-** an xBegin call, so creating it counts as joining -- blind, unless the
-** transaction is the CREATE statement's own (autocommit mode).
+** an xBegin call; atomicJoin() counts that as joining once the CREATE
+** statement succeeded (until then SQLite may still fail to add it).
 */
 static int txnCreate(sqlite3 *db, void *pAux, int argc,
                      const char *const *argv, sqlite3_vtab **ppVtab,
                      char **pzErr){
   int rc = txnInit(db, pAux, argc, argv, ppVtab, pzErr);
-  if( rc==SQLITE_OK ){
-    AtomicConn *p = (AtomicConn*)pAux;
-    /* (It cannot be joined: the table it would have joined through would
-    ** exist, and DROP TABLE refuses to drop it while it follows one) */
-    assert( !p->bJoined );
-    p->pJoinedTab = *ppVtab;
-    atomicTxnJoined(p, !sqlite3_get_autocommit(db));
-  }
+  if( rc==SQLITE_OK ) ((AtomicConn*)pAux)->pCreatedTab = *ppVtab;
   return rc;
 }
 
@@ -196,8 +191,8 @@ static int txnUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
 }
 
 static int txnBegin(sqlite3_vtab *pVtab){
-  AtomicConn *p = txnConnOf(pVtab);
-  if( p ){
+  AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
+  if( !p->bJoined ){
     p->pJoinedTab = pVtab;
     atomicTxnJoined(p, 0);
   }
@@ -332,10 +327,18 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
   if( !p->bJoined ){
     rc = atomicExec(p, ATM_STMT_JOIN);
     if( rc==SQLITE_ERROR && !p->bJoined && !sqlite3_get_autocommit(p->db) ){
-      /* No such table, or its statement expired with it: make it */
+      /* No such table, or its statement expired with it: make it.  Made
+      ** inside the transaction, it is part of it (blind, see above) */
       sqlite3_finalize(p->apStmt[ATM_STMT_JOIN]);
       p->apStmt[ATM_STMT_JOIN] = 0;
+      p->pCreatedTab = 0;
       rc = txnCreateTable(p);
+      if( rc==SQLITE_OK && p->pCreatedTab
+       && !sqlite3_get_autocommit(p->db)
+      ){
+        p->pJoinedTab = p->pCreatedTab;
+        atomicTxnJoined(p, 1);
+      }
       if( rc==SQLITE_OK && !p->bJoined ) rc = atomicExec(p, ATM_STMT_JOIN);
     }
     if( !p->bJoined ){
@@ -352,19 +355,20 @@ ATM_PRIVATE int atomicJoin(AtomicConn *p, char **pzErr){
   }
   if( p->bBlind ){
     rc = atomicExec(p, ATM_STMT_SAVEPOINT);
-    if( !p->bBlind ){
-      /* The levels are known now.  If the RELEASE fails, the savepoint
+    if( p->bJoined && !p->bBlind ){
+      /* The levels are known now.  If the RELEASE fails the savepoint
       ** stays open, recorded as nobody's: the state is still true */
-      (void)atomicExec(p, ATM_STMT_RELEASE);
-      rc = SQLITE_OK;
-    }else{
-      if( rc==SQLITE_OK ){
-        atomicDidNothing(p, "SAVEPOINT did nothing (an authorizer that "
-                            "ignores it?)");
-        rc = SQLITE_ERROR;
-      }
-      *pzErr = atomicStepError(p);
+      rc = atomicExec(p, ATM_STMT_RELEASE);
+      if( p->bJoined ) return SQLITE_OK;
+      assert( rc!=SQLITE_OK );
+    }else if( rc==SQLITE_OK ){
+      atomicDidNothing(p, "SAVEPOINT did nothing (an authorizer that "
+                          "ignores it?)");
+      rc = SQLITE_ERROR;
     }
+    /* It failed, did nothing, or made SQLite roll the transaction back
+    ** (atomicStepError() says so) */
+    *pzErr = atomicStepError(p);
   }
   return rc;
 }
@@ -380,7 +384,7 @@ ATM_PRIVATE int atomicSpOpen(AtomicConn *p, i64 iOwner, const char *zSql,
                              int *piLevel){
   int rc;
   p->iNewOwner = iOwner;
-  rc = zSql ? atomicExecSql(p, zSql) : atomicExec(p, ATM_STMT_SAVEPOINT);
+  rc = zSql ? atomicExecSql(p, zSql) : atomicExecHot(p, ATM_STMT_SAVEPOINT);
   p->iNewOwner = 0;
   if( atomicLevelAlive(p, p->nLevel-1, iOwner) ){
     *piLevel = p->nLevel-1;
@@ -512,8 +516,12 @@ ATM_PRIVATE int atomicEndTxn(AtomicConn *p, int bCommit, int *prc,
   if( p->nEnd!=nEnd ){
     eHow = p->eEnd;
   }else if( sqlite3_get_autocommit(p->db) ){
-    /* Not followed, so not heard: the transaction ended anyway */
-    eHow = bCommit && rc==SQLITE_OK ? ATM_END_COMMIT : ATM_END_ROLLBACK;
+    /* Not followed, so not heard: the transaction ended anyway.  A COMMIT
+    ** that ended it did commit unless it failed with an error that makes
+    ** SQLite roll back (I/O, SQLITE_FULL, SQLITE_NOMEM); an interrupt
+    ** (a progress handler's, after the work) does not */
+    eHow = bCommit && (rc==SQLITE_OK || (rc&0xff)==SQLITE_INTERRUPT)
+           ? ATM_END_COMMIT : ATM_END_ROLLBACK;
     atomicTxnEnd(p, eHow);
   }else if( rc==SQLITE_OK ){
     atomicDidNothing(p, bCommit
