@@ -400,6 +400,17 @@ ATM_PRIVATE void atomicSync(AtomicConn *p){
 
 #ifdef ATOMIC_TEST
 /*
+** Stop the process.  The coverage build saves what ran first (gcov writes
+** its data at a normal exit only).
+*/
+#ifdef ATOMIC_COVERAGE
+extern void __gcov_dump(void);
+# define ATM_STOP() do{ __gcov_dump(); abort(); }while(0)
+#else
+# define ATM_STOP() abort()
+#endif
+
+/*
 ** Test builds: compare the state with SQLite's and with the invariants in
 ** the header comment.  Returns NULL if all hold, or a message (from
 ** sqlite3_mprintf()) naming the first that does not.
@@ -765,14 +776,7 @@ ATM_PRIVATE void atomicCheckState(AtomicConn *p, const char *zWhere){
         p->bDoomed, p->bJoined, p->bBlind, p->nLevel, p->nManual,
         sqlite3_get_autocommit(p->db));
     fflush(stderr);
-#ifdef ATOMIC_COVERAGE
-    {
-      /* The coverage build: save what ran before the process stops */
-      extern void __gcov_dump(void);
-      __gcov_dump();
-    }
-#endif
-    abort();
+    ATM_STOP();
   }
 }
 #endif /* ATOMIC_TEST */
