@@ -153,6 +153,8 @@ struct AtomicSql {
   int nRef;                 /* Callbacks that refer to this text */
   int nParam;               /* sqlite3_bind_parameter_count() */
   int iSchema;              /* main's schema_version when last checked */
+  u8 bData;                 /* pStmt was checked when main's data */
+  unsigned int iData;       /*   version was iData (sqltext.c) */
   sqlite3_stmt *pStmt;      /* Cached prepared statement, or NULL */
   AtomicSql *pNext;         /* Next in the same hash bucket */
   AtomicSql *pLruPrev;      /* Neighbours in the list of cached statements */
@@ -206,7 +208,7 @@ struct AtomicConn {
   u8 bExpectEnd;            /* The extension's own COMMIT/ROLLBACK runs */
   u8 eEnd;                  /* ATM_END_* of the last end heard */
   u32 nEnd;                 /* Transaction ends heard so far */
-  u32 nHeard;               /* Reports of temp.atomic_txn so far */
+  u32 nRollbackTo;          /* ROLLBACK TOs heard so far */
   int nDoomChanges;         /* sqlite3_total_changes() when doomed */
   AtomicLevel *aLevel;      /* Open savepoints, outermost first */
   int nLevel;               /* Entries in aLevel[] */
@@ -219,7 +221,8 @@ struct AtomicConn {
   i64 iSeq;                 /* Serial number of the last callback queued */
 
   /* Bookkeeping outside the state machine */
-  sqlite3_vtab *pJoinedTab; /* The temp.atomic_txn instance that joined */
+  sqlite3_vtab *pJoinedTab; /* The temp.atomic_txn instance that joined
+                            ** (NULL unless bJoined) */
   sqlite3_vtab *pCreatedTab;  /* The instance its last CREATE made */
   const char *zWhy;         /* Why the last statement "failed" although it
                             ** returned SQLITE_OK (it did nothing) */
@@ -289,7 +292,6 @@ ATM_PRIVATE void atomicManualAdd(AtomicConn *p, i64 iSerial, int iLevel);
 ATM_PRIVATE void atomicManualPrune(AtomicConn *p);
 ATM_PRIVATE void atomicPendingPush(AtomicConn *p, AtomicCallback *pCb);
 ATM_PRIVATE AtomicCallback *atomicReadyTake(AtomicConn *p);
-ATM_PRIVATE void atomicSync(AtomicConn *p);
 #ifdef ATOMIC_TEST
 ATM_PRIVATE void atomicCheckState(AtomicConn *p, const char *zWhere);
 ATM_PRIVATE char *atomicStateProblem(AtomicConn *p);
@@ -341,6 +343,21 @@ static inline int atomicExecHot(AtomicConn *p, int iStmt){
 }
 
 /*
+** Entry points call this first: open blocks (not yet orphans) or a doomed
+** transaction need an open transaction.  If SQLite has none, it ended and
+** temp.atomic_txn did not hear it; end it here.  temp.atomic_txn cannot be
+** dropped while it follows a transaction, so this is a last line of
+** defence.  Inline: every entry point runs it.
+*/
+static inline void atomicSync(AtomicConn *p){
+  if( ((p->nBlock>0 && p->eOrphan==ATM_END_NONE) || p->bDoomed)
+   && sqlite3_get_autocommit(p->db)
+  ){
+    atomicTxnEnd(p, ATM_END_LOST);
+  }
+}
+
+/*
 ** txn.c -- temp.atomic_txn, which follows the transaction
 */
 ATM_PRIVATE int atomicTxnRegister(sqlite3 *db, AtomicConn *p);
@@ -380,7 +397,18 @@ ATM_PRIVATE int atomicArgBool(sqlite3_context *ctx, const char *zFunc,
 ATM_PRIVATE void *atomicMalloc(i64 n);
 ATM_PRIVATE void *atomicRealloc(void *p, i64 n);
 ATM_PRIVATE char *atomicMprintf(const char *zFmt, ...);
-ATM_PRIVATE int atomicGrow(void **pa, int *pnAlloc, int nNeed, int szElem);
+ATM_PRIVATE int atomicGrowTo(void **pa, int *pnAlloc, int nNeed, int szElem);
+
+/*
+** Make sure the array *pa of elements of szElem bytes, with *pnAlloc slots,
+** has room for nNeed elements.  Returns SQLITE_OK or SQLITE_NOMEM (the
+** array is then unchanged).  Inline: blocks and savepoints check it.
+*/
+static inline int atomicGrow(void **pa, int *pnAlloc, int nNeed,
+                             int szElem){
+  if( nNeed<=*pnAlloc ) return SQLITE_OK;
+  return atomicGrowTo(pa, pnAlloc, nNeed, szElem);
+}
 #ifdef ATOMIC_TEST
 ATM_PRIVATE void atomicTestOomFunc(sqlite3_context*, int, sqlite3_value**);
 #endif
@@ -415,6 +443,7 @@ ATM_PRIVATE int atomicRunReady(AtomicConn *p, char **pzErr);
 /*
 ** sqltext.c -- shared callback statement texts
 */
+ATM_PRIVATE void atomicSqlRan(AtomicSql *pSql);
 ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
                              AtomicSql **ppOut, char **pzErr);
 ATM_PRIVATE int atomicSqlPrepare(AtomicConn *p, const char *zSql, int nSql,

@@ -332,16 +332,14 @@ ATM_PRIVATE void atomicExitFunc(sqlite3_context *ctx, int argc,
     int nBefore = p->nLevel;
     u32 nEnd = p->nEnd;
     rc = atomicExecHot(p, ATM_STMT_RELEASE);
-    if( p->nEnd==nEnd && p->nLevel<nBefore ){
-      if( p->nLevel>pBlock->iLevel ){
-        /* A raw savepoint with the same name shadowed it: go on to ours */
-        rc = atomicSpClose(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
-      }
-      if( p->nLevel<=pBlock->iLevel ){
-        atomicBlockPop(p);
-        sqlite3_result_int(ctx, 1);
-        return;
-      }
+    if( p->nLevel>pBlock->iLevel && p->nLevel<nBefore && p->nEnd==nEnd ){
+      /* A raw savepoint with the same name shadowed it: go on to ours */
+      rc = atomicSpClose(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
+    }
+    if( p->nLevel<=pBlock->iLevel && p->nEnd==nEnd ){
+      atomicBlockPop(p);
+      sqlite3_result_int(ctx, 1);
+      return;
     }
     if( (rc&0xff)==SQLITE_BUSY && atomicWriterActive(p) ){
       atomicErrorWriter(ctx, p, "atomic_exit");

@@ -82,20 +82,18 @@ ATM_PRIVATE char *atomicMprintf(const char *zFmt, ...){
 }
 
 /*
-** Make sure the array *pa of elements of szElem bytes, with *pnAlloc slots,
-** has room for nNeed elements, doubling it as needed.  Returns SQLITE_OK or
-** SQLITE_NOMEM (the array is then unchanged).
+** atomicGrow() when the array is full: make room for nNeed elements,
+** doubling it as needed.  Returns SQLITE_OK or SQLITE_NOMEM (the array is
+** then unchanged).
 */
-ATM_PRIVATE int atomicGrow(void **pa, int *pnAlloc, int nNeed, int szElem){
-  if( nNeed>*pnAlloc ){
-    i64 nNew = *pnAlloc ? 2*(i64)*pnAlloc : 8;
-    void *aNew;
-    while( nNew<nNeed ) nNew *= 2;
-    aNew = atomicRealloc(*pa, nNew*szElem);
-    if( aNew==0 ) return SQLITE_NOMEM;
-    *pa = aNew;
-    *pnAlloc = (int)nNew;
-  }
+ATM_PRIVATE int atomicGrowTo(void **pa, int *pnAlloc, int nNeed, int szElem){
+  i64 nNew = *pnAlloc ? 2*(i64)*pnAlloc : 8;
+  void *aNew;
+  while( nNew<nNeed ) nNew *= 2;
+  aNew = atomicRealloc(*pa, nNew*szElem);
+  if( aNew==0 ) return SQLITE_NOMEM;
+  *pa = aNew;
+  *pnAlloc = (int)nNew;
   return SQLITE_OK;
 }
 

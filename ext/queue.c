@@ -230,7 +230,11 @@ static int queueRunOne(AtomicConn *p, AtomicCallback *pCb, char **pzErr){
     p->nRunDepth++;
     rc = atomicStep(p, pStmt);
     p->nRunDepth--;
-    if( rc!=SQLITE_OK ) *pzErr = atomicMprintf("%s", atomicErrmsg(p));
+    if( rc!=SQLITE_OK ){
+      *pzErr = atomicMprintf("%s", atomicErrmsg(p));
+    }else if( !bOwn ){
+      atomicSqlRan(pSql);
+    }
   }else{
     *pzErr = atomicMprintf("%s", sqlite3_errmsg(p->db));
   }

@@ -12,15 +12,30 @@
 **
 ** C1 asks that the tables a callback uses exist when it is queued, and
 ** that checking it takes no lock.  A kept statement proves it as long as
-** the schema has not changed since it was checked: SQLite expires every
-** statement when the TEMP schema changes, and main's schema_version tells
-** the rest -- where it can be read without a lock (sqlSchemaNow);
-** otherwise the text is prepared again, which SQLite does from the schema
+** SQLite's schema has not changed since the statement was checked, which
+** is learnt without a lock (sqlSchemaNow):
+**
+**   - the TEMP schema: SQLite expires every statement when it changes;
+**   - main's, outside a transaction that writes main: main's data version
+**     (SQLITE_FCNTL_DATA_VERSION, kept by SQLite in memory) changes with
+**     every commit of this connection and whenever it sees the file
+**     changed by another; until it does, SQLite's schema of main stays as
+**     it was.  A text is checked when it is prepared, and again each time
+**     its callback runs successfully in autocommit mode (SQLite checks the
+**     schema of every statement it runs);
+**   - main's, inside a transaction that writes main, where this connection
+**     can change the schema without a commit: main's schema_version, which
+**     such a transaction reads without a new lock; in one that
+**     temp.atomic_txn follows it is read once, as within it only this
+**     connection can change the schema.
+**
+** Otherwise the text is prepared again, which SQLite does from the schema
 ** it holds in memory.  Not seen, so that the callback fails when it runs
 ** instead of when it is queued: a change to the schema of an ATTACHed
-** database, one made in the same transaction after the text was first
-** checked in it, and one another connection made that this connection has
-** not read yet.
+** database, one made in a transaction that writes main after the text was
+** first checked in it, one another connection made that this connection
+** has not read yet, and one made by a function that the callback's own
+** statement calls.
 */
 #include "atomicInt.h"
 
@@ -184,26 +199,25 @@ static int sqlTailEmpty(const char *z){
 }
 
 /*
-** Main's schema_version now, in *piVersion, or -1 if it cannot be read
-** without a lock the application would not hold: inside a transaction that
-** has not read main yet, reading it would start a read transaction that
-** lasts until the end (a SHARED lock that blocks other connections'
-** writers, or a WAL snapshot that makes this one's first write fail with
-** SQLITE_BUSY_SNAPSHOT), where the same work without the callback takes
-** none (C1).  Inside a transaction that temp.atomic_txn follows it is read
-** once and remembered until it ends: within one, only this connection can
-** change the schema.  Returns SQLITE_OK or an error code.
+** How SQLite's schema of main is now: inside a transaction that writes
+** main, *piVersion gets main's schema_version and *pbData 0; elsewhere
+** *piData gets main's data version and *pbData 1 (or 0 and *piVersion -1
+** if there is none).  Returns SQLITE_OK or an error code.
 */
-static int sqlSchemaNow(AtomicConn *p, int *piVersion){
+static int sqlSchemaNow(AtomicConn *p, int *piVersion, unsigned int *piData,
+                        int *pbData){
   int rc;
-  if( p->bSchema ){
-    *piVersion = p->iSchema;
+  *pbData = 0;
+  *piVersion = -1;
+  if( sqlite3_txn_state(p->db, "main")!=SQLITE_TXN_WRITE ){
+    if( sqlite3_file_control(p->db, "main", SQLITE_FCNTL_DATA_VERSION,
+                             piData)==SQLITE_OK ){
+      *pbData = 1;
+    }
     return SQLITE_OK;
   }
-  if( !sqlite3_get_autocommit(p->db)
-   && sqlite3_txn_state(p->db, "main")==SQLITE_TXN_NONE
-  ){
-    *piVersion = -1;
+  if( p->bSchema ){
+    *piVersion = p->iSchema;
     return SQLITE_OK;
   }
   rc = atomicSchemaVersion(p, piVersion);
@@ -215,19 +229,49 @@ static int sqlSchemaNow(AtomicConn *p, int *piVersion){
 }
 
 /*
-** True if the kept statement of pSql may no longer describe the schema,
-** whose main schema_version is iSchema now (-1: unknown), so that it must
-** be prepared again to check that its tables still exist.
+** True if the kept statement of pSql may no longer describe SQLite's
+** schema, which is now as sqlSchemaNow() said, so that it must be
+** prepared again to check that its tables still exist.
 */
-static int sqlStale(AtomicSql *pSql, int iSchema){
-  if( iSchema<0 ) return 1;
+static int sqlStale(AtomicSql *pSql, int iVersion, unsigned int iData,
+                    int bData){
 #ifndef SQLITE_OMIT_DEPRECATED
 # ifndef SQLITE_CORE
   if( sqlite3_api->expired==0 ) return 1;
 # endif
   if( sqlite3_expired(pSql->pStmt) ) return 1;
+#else
+  return 1;
 #endif
-  return iSchema!=pSql->iSchema;
+  if( bData ) return !pSql->bData || pSql->iData!=iData;
+  return iVersion<0 || iVersion!=pSql->iSchema;
+}
+
+/* The kept statement of pSql was checked against the schema as it is */
+static void sqlChecked(AtomicSql *pSql, int iVersion, unsigned int iData,
+                       int bData){
+  if( bData ){
+    pSql->iData = iData;
+    pSql->bData = 1;
+  }else{
+    pSql->iSchema = iVersion;
+  }
+}
+
+/*
+** The kept statement of pSql ran to completion: SQLite checked its schema.
+** If that left the connection in autocommit mode, it describes the schema
+** of main as of main's data version now.
+*/
+ATM_PRIVATE void atomicSqlRan(AtomicSql *pSql){
+  AtomicConn *p = pSql->p;
+  unsigned int iData;
+  if( sqlite3_get_autocommit(p->db)
+   && sqlite3_file_control(p->db, "main", SQLITE_FCNTL_DATA_VERSION,
+                           &iData)==SQLITE_OK
+  ){
+    sqlChecked(pSql, -1, iData, 1);
+  }
 }
 
 /*
@@ -274,8 +318,10 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
   unsigned int h = sqlHash(zSql, nSql);
   AtomicSql *pSql = 0;
   sqlite3_stmt *pStmt = 0;
-  int iSchema = 0;
-  int rc = sqlSchemaNow(p, &iSchema);
+  int iVersion = -1;
+  unsigned int iData = 0;
+  int bData = 0;
+  int rc = sqlSchemaNow(p, &iVersion, &iData, &bData);
   if( rc!=SQLITE_OK ){
     /* (A failed read can make SQLite roll the transaction back) */
     *pzErr = atomicStepError(p);
@@ -290,7 +336,7 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
       }
     }
   }
-  if( pSql && pSql->pStmt && !sqlStale(pSql, iSchema) ){
+  if( pSql && pSql->pStmt && !sqlStale(pSql, iVersion, iData, bData) ){
     if( pSql!=p->pLruFirst ){
       sqlLruUnlink(p, pSql);
       sqlLruPush(p, pSql);
@@ -303,6 +349,7 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
   if( pSql && pSql->pStmt && sqlite3_stmt_busy(pSql->pStmt) ){
     /* Checked; the kept statement is running, so it stays */
     sqlite3_finalize(pStmt);
+    sqlChecked(pSql, iVersion, iData, bData);
     *ppOut = pSql;
     return SQLITE_OK;
   }
@@ -332,7 +379,9 @@ ATM_PRIVATE int atomicSqlGet(AtomicConn *p, const char *zSql, int nSql,
     p->nSql++;
   }
   pSql->nParam = sqlite3_bind_parameter_count(pStmt);
-  pSql->iSchema = iSchema;
+  pSql->iSchema = -1;
+  pSql->bData = 0;
+  sqlChecked(pSql, iVersion, iData, bData);
   atomicSqlKeep(pSql, pStmt);
   *ppOut = pSql;
   return SQLITE_OK;

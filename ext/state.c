@@ -206,7 +206,6 @@ ATM_PRIVATE void atomicFlagSet(AtomicConn *p, int bFlag, int bBroken){
 */
 ATM_PRIVATE void atomicTxnJoined(AtomicConn *p, int bBlind){
   assert( bBlind || p->pending.pFirst==0 );
-  p->nHeard++;
   p->bJoined = 1;
   p->bBlind = (u8)bBlind;
   p->nLevel = 0;
@@ -226,6 +225,7 @@ ATM_PRIVATE void atomicTxnEnd(AtomicConn *p, int eHow){
   assert( eHow==ATM_END_COMMIT || eHow==ATM_END_ROLLBACK
        || eHow==ATM_END_LOST );
   p->bJoined = 0;
+  p->pJoinedTab = 0;
   p->bBlind = 0;
   p->bSchema = 0;
   p->bDoomed = 0;
@@ -233,7 +233,6 @@ ATM_PRIVATE void atomicTxnEnd(AtomicConn *p, int eHow){
   p->nManual = 0;
   p->eEnd = (u8)eHow;
   p->nEnd++;
-  p->nHeard++;
   if( p->nBlock>0 && !p->bExpectEnd ){
     if( p->eOrphan==ATM_END_NONE ){
       p->eOrphan = (u8)eHow;
@@ -263,7 +262,6 @@ ATM_PRIVATE int atomicLevelOpen(AtomicConn *p, int iLevel){
   int rc;
   assert( iLevel>=0 );
   p->iNewOwner = 0;
-  p->nHeard++;
   rc = atomicGrow((void**)&p->aLevel, &p->nLevelAlloc, iLevel+1,
                   sizeof(AtomicLevel));
   if( rc!=SQLITE_OK ) return rc;
@@ -289,7 +287,6 @@ ATM_PRIVATE void atomicLevelRelease(AtomicConn *p, int iLevel){
   /* (SQLite commits instead of releasing the savepoint that began the
   ** transaction, and tells xCommit) */
   assert( iLevel>=0 );
-  p->nHeard++;
   if( iLevel<p->nLevel ) p->nLevel = iLevel;
 }
 
@@ -299,7 +296,7 @@ ATM_PRIVATE void atomicLevelRelease(AtomicConn *p, int iLevel){
 ** callbacks queued since it opened are discarded (C6).
 */
 ATM_PRIVATE void atomicLevelRollbackTo(AtomicConn *p, int iLevel){
-  p->nHeard++;
+  p->nRollbackTo++;
   if( iLevel<0 ){
     p->nLevel = 0;
     atomicQueueCut(&p->pending, 0);
@@ -381,21 +378,6 @@ ATM_PRIVATE AtomicCallback *atomicReadyTake(AtomicConn *p){
   AtomicCallback *pList = p->ready.pFirst;
   p->ready.pFirst = p->ready.pLast = 0;
   return pList;
-}
-
-/*
-** Entry points call this first: open blocks (not yet orphans) or a doomed
-** transaction need an open transaction.  If SQLite has none, it ended and
-** temp.atomic_txn did not hear it; end it here.  temp.atomic_txn cannot be
-** dropped while it follows a transaction, so this is a last line of
-** defence.
-*/
-ATM_PRIVATE void atomicSync(AtomicConn *p){
-  if( ((p->nBlock>0 && p->eOrphan==ATM_END_NONE) || p->bDoomed)
-   && sqlite3_get_autocommit(p->db)
-  ){
-    atomicTxnEnd(p, ATM_END_LOST);
-  }
 }
 
 #ifdef ATOMIC_TEST
@@ -717,7 +699,7 @@ ATM_PRIVATE char *atomicTestBreak(AtomicConn *p, int eHow, int bKeep){
       p->aLevel[0].iOwner = 0;
       p->aLevel[0].iMark = 0;
       break;
-    case 34: case 35: p->bJoined = 0; break;
+    case 34: case 35: p->bJoined = 0; p->pJoinedTab = 0; break;
     case 36:
       p->nBlock = 0;
       p->bOwner = 0;

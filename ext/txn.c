@@ -64,8 +64,8 @@ struct AtomicTxnCursor {
 */
 static AtomicConn *txnConnOf(sqlite3_vtab *pVtab){
   AtomicConn *p = ((AtomicTxnVtab*)pVtab)->p;
-  if( !p->bJoined || p->pJoinedTab!=pVtab ) return 0;
-  return p;
+  assert( p->bJoined || p->pJoinedTab==0 );
+  return p->pJoinedTab==pVtab ? p : 0;
 }
 
 /*
@@ -386,7 +386,7 @@ ATM_PRIVATE int atomicSpOpen(AtomicConn *p, i64 iOwner, const char *zSql,
   p->iNewOwner = iOwner;
   rc = zSql ? atomicExecSql(p, zSql) : atomicExecHot(p, ATM_STMT_SAVEPOINT);
   p->iNewOwner = 0;
-  if( atomicLevelAlive(p, p->nLevel-1, iOwner) ){
+  if( p->nLevel>0 && p->aLevel[p->nLevel-1].iOwner==iOwner ){
     *piLevel = p->nLevel-1;
     return SQLITE_OK;
   }
@@ -452,14 +452,14 @@ static int txnRollbackToLevel(AtomicConn *p, int iLevel, i64 iOwner,
                               const char *zName){
   (void)iOwner;
   for(;;){
-    u32 nHeard = p->nHeard;
+    u32 nRollbackTo = p->nRollbackTo;
     u32 nEnd = p->nEnd;
     int rc = txnSpExec(p, 1, zName);
     if( p->nEnd!=nEnd ){
       /* It failed, and SQLite rolled the transaction back */
       return rc ? rc : SQLITE_ERROR;
     }
-    if( p->nHeard==nHeard ){
+    if( p->nRollbackTo==nRollbackTo ){
       if( rc==SQLITE_OK ){
         atomicDidNothing(p, "ROLLBACK TO did nothing (an authorizer that "
                             "ignores it?)");
