@@ -15,7 +15,10 @@
 ** SQLite's schema has not changed since the statement was checked, which
 ** is learnt without a lock (sqlSchemaNow):
 **
-**   - the TEMP schema: SQLite expires every statement when it changes;
+**   - the TEMP schema: SQLite expires every statement when it changes, and
+**     also when it reloads the schema of main after another connection
+**     changed it (that resets the TEMP schema too, and disconnecting
+**     temp.atomic_txn expires every statement);
 **   - main's, outside a transaction that writes main: main's data version
 **     (SQLITE_FCNTL_DATA_VERSION, kept by SQLite in memory) changes with
 **     every commit of this connection and whenever it sees the file
