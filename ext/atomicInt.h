@@ -307,7 +307,7 @@ static inline int atomicLevelAlive(AtomicConn *p, int iLevel, i64 iOwner){
 ** stmt.c -- the statements the extension runs
 */
 ATM_PRIVATE int atomicStep(AtomicConn *p, sqlite3_stmt *pStmt);
-ATM_PRIVATE int atomicExec(AtomicConn *p, int iStmt);
+ATM_PRIVATE int atomicExecFull(AtomicConn *p, int iStmt);
 ATM_PRIVATE int atomicExecSql(AtomicConn *p, const char *zSql);
 ATM_PRIVATE int atomicSchemaVersion(AtomicConn *p, int *piVersion);
 ATM_PRIVATE const char *atomicErrmsg(AtomicConn *p);
@@ -321,25 +321,45 @@ ATM_PRIVATE void atomicTestStepFunc(sqlite3_context*, int, sqlite3_value**);
 #endif
 
 /*
-** Run kept statement iStmt of the two hot paths -- SAVEPOINT of an inner
-** block, RELEASE when it is kept -- as atomicExec() does (stmt.c), which a
-** transaction is always open for.  Inline, and in the release build
-** without atomicExec()'s bookkeeping, because entering and leaving an
-** inner block is the hot path.
+** Run kept statement iStmt to completion, preparing it first if it is not
+** prepared yet.  Returns SQLITE_OK or the extended error code; the message
+** is then atomicErrmsg(p).  In the release build a prepared statement is
+** run inline, with no more bookkeeping than atomicStep()'s, because every
+** block runs one or two; the test build always goes through
+** atomicExecFull() (stmt.c), where faults are injected.
+*/
+static inline int atomicExec(AtomicConn *p, int iStmt){
+#ifndef ATOMIC_TEST
+  sqlite3_stmt *pStmt = p->apStmt[iStmt];
+  if( pStmt ){
+    int rc;
+    p->zWhy = 0;
+    p->bTxnAtStep = (u8)!sqlite3_get_autocommit(p->db);
+    while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){}
+    sqlite3_reset(pStmt);
+    return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+  }
+#endif
+  return atomicExecFull(p, iStmt);
+}
+
+/*
+** atomicExec() for the two hot paths -- SAVEPOINT of an inner block,
+** RELEASE when it is kept -- which a transaction is always open for.
 */
 static inline int atomicExecHot(AtomicConn *p, int iStmt){
-#ifdef ATOMIC_TEST
-  return atomicExec(p, iStmt);
-#else
+#ifndef ATOMIC_TEST
   sqlite3_stmt *pStmt = p->apStmt[iStmt];
-  int rc;
-  if( pStmt==0 ) return atomicExec(p, iStmt);
-  p->zWhy = 0;
-  p->bTxnAtStep = 1;
-  rc = sqlite3_step(pStmt);
-  sqlite3_reset(pStmt);
-  return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+  if( pStmt ){
+    int rc;
+    p->zWhy = 0;
+    p->bTxnAtStep = 1;
+    rc = sqlite3_step(pStmt);
+    sqlite3_reset(pStmt);
+    return rc==SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(p->db);
+  }
 #endif
+  return atomicExecFull(p, iStmt);
 }
 
 /*

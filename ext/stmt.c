@@ -217,11 +217,10 @@ static int stmtPrepare(AtomicConn *p, int iStmt){
 }
 
 /*
-** Run kept statement iStmt to completion, preparing it first if it is not
-** prepared yet.  Returns SQLITE_OK or the extended error code; the message
-** is then atomicErrmsg(p).
+** atomicExec() (atomicInt.h) of a statement not prepared yet, and of every
+** statement in the test build.
 */
-ATM_PRIVATE int atomicExec(AtomicConn *p, int iStmt){
+ATM_PRIVATE int atomicExecFull(AtomicConn *p, int iStmt){
   if( p->apStmt[iStmt]==0 ){
     int rc = stmtPrepare(p, iStmt);
     if( rc!=SQLITE_OK ){
