@@ -332,7 +332,8 @@ ATM_PRIVATE void atomicExitFunc(sqlite3_context *ctx, int argc,
     int nBefore = p->nLevel;
     u32 nEnd = p->nEnd;
     rc = atomicExecHot(p, ATM_STMT_RELEASE);
-    if( p->nLevel>pBlock->iLevel && p->nLevel<nBefore && p->nEnd==nEnd ){
+    /* (An end of the transaction leaves no level: nLevel is then 0) */
+    if( p->nLevel>pBlock->iLevel && p->nLevel<nBefore ){
       /* A raw savepoint with the same name shadowed it: go on to ours */
       rc = atomicSpClose(p, pBlock->iLevel, p->nBlock, 0, 1, 0);
     }
