@@ -16,6 +16,7 @@
 //   open S http SERVER        stream S: Hrana over HTTP, raw /v3/pipeline
 //                             requests that carry the stream's baton
 //   open S client SERVER      S is an @libsql/client client (ws: URL)
+//   open S client-http SERVER the same with an http: URL
 //   S: SQL                    run SQL on stream S; one line per row (values
 //                             joined by '|', NULL as nothing, as the sqlite3
 //                             CLI prints them), "(no rows)", "ok" for a
@@ -175,7 +176,7 @@ class HttpStream {
 class LibsqlClient {
   constructor(url) {
     const { createClient } = require("@libsql/client");
-    this.client = createClient({ url: url.replace(/^http/, "ws") });
+    this.client = createClient({ url });
     this.tx = null;
   }
   static resultLines(rs) {
@@ -292,10 +293,11 @@ const streams = {};
 
 async function step(line) {
   let m;
-  if ((m = /^open (\w+) (ws|http|client) (\w+)(?: via (\w+))?$/.exec(line))) {
+  if ((m = /^open (\w+) (ws|http|client|client-http) (\w+)(?: via (\w+))?$/.exec(line))) {
     const url = serverUrl(m[3]);
     if (m[2] === "ws") streams[m[1]] = new WsStream(url, m[4] && streams[m[4]]);
     else if (m[2] === "http") streams[m[1]] = new HttpStream(url);
+    else if (m[2] === "client") streams[m[1]] = new LibsqlClient(url.replace(/^http/, "ws"));
     else streams[m[1]] = new LibsqlClient(url);
     return [];
   }
