@@ -337,7 +337,7 @@ def load(conn):
             "extensions (it was built without them; pyenv's builds are, "
             "unless configured with --enable-loadable-sqlite-extensions). "
             "Use a Python whose sqlite3 can, such as the system's "
-            "/usr/bin/python3 on Debian and Ubuntu")
+            "/usr/bin/python3 on Debian and Ubuntu.")
     enable(True)
     try:
         conn.load_extension(loadable_path())
