@@ -108,16 +108,19 @@ clean: clean-bin
 # them in a fresh virtual environment and a fresh npm project.
 
 PYTHON_SYS = /usr/bin/python3
-PKG_TEST  += python3-venv python3-pip python3-setuptools python3-wheel \
-             python3-build
+PKG_PY     = python3 python3-venv python3-pip python3-setuptools \
+             python3-wheel python3-build
+PKG_TEST  += $(PKG_PY)
 TESTBIN   += dist/wheel.stamp dist/npm.stamp
 PY_SRC     = bindings/python/pyproject.toml bindings/python/setup.py \
              bindings/python/README.md $(wildcard bindings/python/sqlite_atomic/*.py)
 NODE_SRC   = bindings/node/package.json bindings/node/index.js \
              bindings/node/index.d.ts bindings/node/README.md
 
-wheel: dist/wheel.stamp
+wheel: need-py dist/wheel.stamp
 npm-pack: dist/npm.stamp
+need-py:
+	@$(NEED) $(PKG_PY)
 
 dist/wheel.stamp: atomic.so LICENSE tool/version.sh $(PY_SRC)
 	rm -rf build/python dist/sqlite_atomic-*.whl $@
@@ -147,4 +150,4 @@ clean-packages:
 
 clean: clean-packages
 
-.PHONY: wheel npm-pack clean-packages
+.PHONY: wheel npm-pack clean-packages need-py

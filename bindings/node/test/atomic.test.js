@@ -49,8 +49,7 @@ test('package: its version is the extension version', () => {
   const pkg = require('sqlite-atomic/package.json');
   assert.equal(pkg.version, db.prepare('SELECT atomic_version() AS v').get().v);
   assert.equal(pkg.license, 'MIT');
-  assert.ok(fs.existsSync(path.join(path.dirname(p0()), 'LICENSE')));
-  function p0() { return sa.getLoadablePath(); }
+  assert.ok(fs.existsSync(path.join(path.dirname(sa.getLoadablePath()), 'LICENSE')));
 });
 
 test('load: twice keeps the blocks and the callbacks', () => {
