@@ -1,9 +1,9 @@
-// SPDX-License-Identifier: MIT
 // The Node package sqlite-atomic through libsql, as a user installs it from
 // its tarball: loading, blocks (Django's AtomicTests that make sense here),
 // exceptions that go through a block unchanged, JavaScript callbacks after
 // the commit (Django's transaction_hooks tests), robust failures, manual
 // mode, pending(), and a registry that discarded callbacks do not grow.
+// SPDX-License-Identifier: MIT
 'use strict';
 
 const test = require('node:test');

@@ -193,7 +193,7 @@ class _State:
             func(*args)
         except Exception as exc:
             if not robust:
-                self.failure = exc
+                self._keep(exc)
                 raise
             name = getattr(func, "__qualname__", func)
             if immediate:
@@ -204,11 +204,18 @@ class _State:
                                  "transaction (%s).", name, exc)
         except BaseException as exc:
             # KeyboardInterrupt, SystemExit: never swallowed
-            self.failure = exc
+            self._keep(exc)
             raise
         finally:
             self.running -= 1
         return None
+
+    def _keep(self, exc):
+        """Keep exc for the helper, unless a KeyboardInterrupt or the like
+        (a robust callable's, which did not stop the run) is kept already:
+        that one wins."""
+        if self.failure is None or isinstance(self.failure, Exception):
+            self.failure = exc
 
     def prune(self, conn):
         """Drop the registry entries whose callback the extension discarded:

@@ -1,10 +1,10 @@
-# SPDX-License-Identifier: MIT
 # Django's own transaction tests (tests/transactions/tests.py and
 # tests/transaction_hooks/tests.py), written as a Django user moving to
 # sqlite_atomic would write them: Reporter and Thing are tables, the ORM
 # calls are INSERTs and SELECTs, transaction.X(...) is sqlite_atomic.X(conn,
 # ...).  What cannot be ported (Django internals such as savepoint_ids,
 # reconnecting, mark_for_rollback_on_error) is left out.
+# SPDX-License-Identifier: MIT
 import os
 import shutil
 import sqlite3

@@ -1,9 +1,9 @@
-# SPDX-License-Identifier: MIT
 # The Python package's own contract, beyond Django's tests: loading, the
 # transaction modes of Python's sqlite3 it refuses, executescript() and
 # other commits behind a block's back, exceptions that go through a block
 # unchanged, callables in order with SQL callbacks, discarded callables that
 # leave nothing behind, robust failures on the logger, manual mode, pending().
+# SPDX-License-Identifier: MIT
 import gc
 import importlib.metadata
 import json
@@ -451,6 +451,22 @@ class CallableTests(Base):
         # callbacks ran, then the interrupt goes on
         self.assertEqual(self.rows("log"), ["after"])
         self.assertTrue(block.kept)
+
+    def test_robust_interrupt_wins_over_a_later_failure(self):
+        def interrupt():
+            raise KeyboardInterrupt
+
+        def fail():
+            raise ValueError("later")
+
+        with self.assertRaises(KeyboardInterrupt):
+            with atomic(self.conn):
+                on_commit(self.conn, interrupt, robust=True)
+                on_commit(self.conn, self.log, "between")
+                on_commit(self.conn, fail)
+                on_commit(self.conn, self.log, "after")
+        self.assertEqual(self.rows("log"), ["between"])
+        self.assertEqual(self.registry(), {})
 
     def test_failures_of_robust_sql_seen_through_a_callable(self):
         # sqlite3_log() does not reach Python: queue the SQL through a
