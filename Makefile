@@ -140,3 +140,60 @@ clean-sqld-bin:
 	rm -f tcltest/sqltrace.so
 
 .PHONY: test-sqld clean-sqld-bin
+
+# ---------------------------------------------------------------------------
+# Python and Node packages (bindings/)
+#
+#   make wheel      dist/sqlite_atomic-<version>-py3-none-<platform>.whl,
+#                   built with Debian's python3-build, offline
+#   make npm-pack   dist/sqlite-atomic-<version>.tgz (needs npm)
+#
+# Each is built from a copy of its bindings/ directory staged in build/,
+# with ./atomic.so, LICENSE and the version tool/version.sh prints.  make
+# test builds both; tcltest/python01.test and tcltest/npm01.test install
+# them in a fresh virtual environment and a fresh npm project.
+
+PYTHON_SYS = /usr/bin/python3
+PKG_PY     = python3 python3-venv python3-pip python3-setuptools \
+             python3-wheel python3-build
+PKG_TEST  += $(PKG_PY)
+TESTBIN   += dist/wheel.stamp dist/npm.stamp
+PY_SRC     = bindings/python/pyproject.toml bindings/python/setup.py \
+             bindings/python/README.md $(wildcard bindings/python/sqlite_atomic/*.py)
+NODE_SRC   = bindings/node/package.json bindings/node/index.js \
+             bindings/node/index.d.ts bindings/node/README.md
+
+wheel: need-py dist/wheel.stamp
+npm-pack: dist/npm.stamp
+need-py:
+	@$(NEED) $(PKG_PY)
+
+dist/wheel.stamp: atomic.so LICENSE tool/version.sh $(PY_SRC)
+	rm -rf build/python dist/sqlite_atomic-*.whl $@
+	mkdir -p build dist
+	cp -R bindings/python build/python
+	cp atomic.so build/python/sqlite_atomic/atomic.so
+	cp LICENSE build/python/LICENSE
+	sh tool/version.sh > build/python/sqlite_atomic/VERSION
+	cd build/python && $(PYTHON_SYS) -m build --wheel --no-isolation \
+	  --outdir ../../dist . > ../python-build.log 2>&1 \
+	  || { cat ../python-build.log; exit 1; }
+	ls dist/sqlite_atomic-*.whl > $@
+
+dist/npm.stamp: atomic.so LICENSE tool/version.sh $(NODE_SRC)
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm-pack: npm not found, the Node package is not built"; exit 0; fi; \
+	set -e; rm -rf build/node dist/sqlite-atomic-*.tgz $@; \
+	mkdir -p build dist; cp -R bindings/node build/node; \
+	rm -rf build/node/test; \
+	cp atomic.so LICENSE build/node/; \
+	cd build/node; npm pkg set version=$$(sh ../../tool/version.sh); \
+	npm pack --silent --pack-destination ../../dist > ../npm-pack.log; \
+	cd ../..; ls dist/sqlite-atomic-*.tgz > $@
+
+clean-packages:
+	rm -rf build dist
+
+clean: clean-packages
+
+.PHONY: wheel npm-pack clean-packages need-py
