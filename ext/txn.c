@@ -120,23 +120,20 @@ static int txnCreate(sqlite3 *db, void *pAux, int argc,
 static int txnDisconnect(sqlite3_vtab *pVtab){
   AtomicTxnVtab *pTab = (AtomicTxnVtab*)pVtab;
   atomicConnUnref(pTab->p);
+  sqlite3_free(pVtab->zErrMsg);
   sqlite3_free(pTab);
   return SQLITE_OK;
 }
 
 /*
 ** DROP TABLE temp.atomic_txn is refused while the table follows an open
-** transaction: the extension would lose track of it.
+** transaction: the extension would lose track of it.  SQLite ignores the
+** message of xDestroy, so the DROP fails with its generic "SQL logic
+** error"; none is set.
 */
 static int txnDestroy(sqlite3_vtab *pVtab){
   AtomicTxnVtab *pTab = (AtomicTxnVtab*)pVtab;
-  if( pTab->p->bJoined ){
-    sqlite3_free(pVtab->zErrMsg);
-    pVtab->zErrMsg = sqlite3_mprintf("temp.atomic_txn follows the open "
-        "transaction for the atomic extension; drop it after the "
-        "transaction ends");
-    return SQLITE_ERROR;
-  }
+  if( pTab->p->bJoined ) return SQLITE_ERROR;
   return txnDisconnect(pVtab);
 }
 
